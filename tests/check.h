@@ -1,0 +1,50 @@
+/* A minimal test harness: CHECK records a failure with its location and goes on, so one run shows
+ * every broken case; check_done prints the "N passed, N failed" line CI reads and gives the exit code. */
+#ifndef MODES_TESTS_CHECK_H
+#define MODES_TESTS_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_passed, check_failed;
+
+#define CHECK(cond) CHECKF(cond, "%s", #cond)
+#define CHECKF(cond, ...)                                                  \
+    do {                                                                   \
+        if (cond) {                                                        \
+            check_passed++;                                                \
+        } else {                                                           \
+            check_failed++;                                                \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+static inline int check_done(void) {
+    printf("%d passed, %d failed\n", check_passed, check_failed);
+    return check_failed ? 1 : 0;
+}
+
+/* A path under ../shared (or $MODES_SHARED), in a static buffer. */
+static inline const char *shared_path(const char *rel) {
+    static char buf[4][1024];
+    static int slot;
+    const char *root = getenv("MODES_SHARED");
+    char *b = buf[slot++ & 3];
+    snprintf(b, sizeof buf[0], "%s/%s", root ? root : "../shared", rel);
+    return b;
+}
+
+/* A path under the tests folder (or $MODES_TESTS). */
+static inline const char *tests_path(const char *rel) {
+    static char buf[4][1024];
+    static int slot;
+    const char *root = getenv("MODES_TESTS");
+    char *b = buf[slot++ & 3];
+    snprintf(b, sizeof buf[0], "%s/%s", root ? root : "tests", rel);
+    return b;
+}
+
+#endif
