@@ -28,6 +28,129 @@ typedef struct {
     char msg[512];
 } modes_error;
 
+typedef struct modes_model modes_model;         /* weights, config, tokenizer; read-only once loaded */
+typedef struct modes_ctx modes_ctx;             /* one conversation: KV cache, positions, scratch */
+typedef struct modes_tokenizer modes_tokenizer;
+
+/* Token classes (spec/modes-method.md section 8): skipping depends on them. */
+enum { MODES_TOKEN_TEXT = 0, MODES_TOKEN_VISION = 1, MODES_TOKEN_SPECIAL = 2 };
+
+/* ---- Model ---------------------------------------------------------------------------------- */
+
+/* dir: a Hugging Face model folder (config.json, safetensors, tokenizer.json). Every tensor is
+ * validated against the config before the call returns. */
+int modes_model_load(const char *dir, modes_model **out, modes_error *err);
+void modes_model_free(modes_model *m);
+const modes_tokenizer *modes_model_tokenizer(const modes_model *m); /* NULL if the folder has none */
+int modes_model_vocab(const modes_model *m);
+int modes_model_is_stop(const modes_model *m, int32_t id);          /* an end-of-turn / end id */
+int modes_model_token_class(const modes_model *m, int32_t id);      /* MODES_TOKEN_* */
+
+/* ---- Context -------------------------------------------------------------------------------- */
+
+typedef struct {
+    int n_ctx;   /* tokens the KV cache holds; 0: 4096 (capped by the model's maximum) */
+    int threads; /* 0: all cores */
+} modes_ctx_params;
+
+int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **out, modes_error *err);
+void modes_ctx_free(modes_ctx *c);
+void modes_ctx_reset(modes_ctx *c);          /* forget the conversation, keep the memory */
+int modes_ctx_n_past(const modes_ctx *c);
+
+/* Observes intermediate values of a forward pass (golden-file tests, `modes forward`). name is a
+ * reference tap name such as "text.layer0.moe_out"; shape has ndim entries; data is fp32 or, when
+ * is_int, int32. The pointers are valid only during the call. */
+typedef void (*modes_tap_fn)(void *user, const char *name, int is_int, const void *data, int ndim,
+                             const int64_t *shape);
+void modes_ctx_set_tap(modes_ctx *c, modes_tap_fn fn, void *user);
+
+/* Runs n text tokens through the model, appending to the KV cache (a text prompt, or a decode step).
+ * logits receives vocab floats for each of the last n_logits tokens (n_logits <= n; 0 for none). */
+int modes_eval(modes_ctx *c, const int32_t *ids, int n, float *logits, int n_logits, modes_error *err);
+
+/* One preprocessed image: the processor's pixel_values rows and image_grid_thw. */
+typedef struct {
+    const float *pixels; /* [t * h * w][row_len], rows in merge-block order */
+    int grid_t, grid_h, grid_w;
+} modes_image;
+
+/* Like modes_eval for a prompt holding images: every run of image tokens (already expanded to
+ * grid_t * grid_h * grid_w / merge^2 copies, in image order) takes that image's vision features,
+ * with 3-D M-RoPE positions; later decode steps continue from the right position. */
+int modes_eval_images(modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images,
+                      float *logits, int n_logits, modes_error *err);
+/* Number of image tokens an image of this grid expands to, or -1 for an impossible grid. */
+int modes_image_tokens(const modes_model *m, const modes_image *img);
+
+/* ---- Prompts ------------------------------------------------------------------------------- */
+
+/* A chat prompt ready to evaluate: the model's chat template applied to an optional system message
+ * and one user turn (the images, in order, then the text), image files decoded and preprocessed as
+ * the reference processor does, and each image placeholder expanded to its number of vision tokens.
+ * With `answer`, the answer and the end-of-turn token follow the assistant prefix, for
+ * teacher-forced scoring (calibration). */
+typedef struct modes_prompt modes_prompt;
+int modes_prompt_new(const modes_model *m, const char *system, const char *text, const char *const *image_paths,
+                     int n_images, const char *answer, modes_prompt **out, modes_error *err);
+void modes_prompt_free(modes_prompt *p);
+const int32_t *modes_prompt_ids(const modes_prompt *p, int *n);
+/* Index of the first answer token (== the prompt length without the answer). */
+int modes_prompt_answer_start(const modes_prompt *p);
+/* modes_eval_images over the whole prompt. */
+int modes_eval_prompt(modes_ctx *c, const modes_prompt *p, float *logits, int n_logits, modes_error *err);
+
+/* ---- Expert skipping (spec/modes-method.md) ---------------------------------------------- */
+
+typedef struct modes_policy modes_policy;
+
+/* A policy file (JSON, version 1) made by `modes calibrate` / `modes search`; it must name this
+ * model's config hash and layer count. */
+int modes_policy_load(const modes_model *m, const char *path, modes_policy **out, modes_error *err);
+/* A --skip SPEC: none, topk:K, topk:KT,KV, naee:BETA, threshold:TAU, dmt:TT,TV, gmlg-threshold:TAU,
+ * modes:TT,TV. The last two take their alphas from `alphas` (a loaded policy), which may be NULL
+ * for the others. */
+int modes_policy_from_spec(const modes_model *m, const char *spec, const modes_policy *alphas, modes_policy **out,
+                           modes_error *err);
+void modes_policy_free(modes_policy *p);
+/* The context uses p (not owned; NULL: no skipping) from its next evaluation on. */
+void modes_ctx_set_policy(modes_ctx *c, const modes_policy *p);
+
+/* Routed (token, slot) pairs: the denominator of the skip ratio counts every non-padding token,
+ * special tokens included (they are never skipped). */
+typedef struct {
+    uint64_t slots, skipped;
+    uint64_t tokens, tokens_all_skipped;
+} modes_skip_count;
+
+typedef struct {
+    int n_layers;                   /* MoE layers */
+    modes_skip_count phase[2][3];   /* [prefill, decode][MODES_TOKEN_*]: a step of one token is decode */
+    modes_skip_count *layer;        /* [n_layers][3 classes], both phases */
+    uint64_t expert_rows;           /* (token, expert) rows computed */
+    uint64_t expert_bytes;          /* bytes of expert weights read (each active expert once per step) */
+    uint64_t expert_activations;    /* (layer, expert) pairs run, summed over steps */
+} modes_stats;
+
+const modes_stats *modes_ctx_stats(const modes_ctx *c);
+void modes_ctx_reset_stats(modes_ctx *c);
+/* skipped / slots over a set of counts. */
+double modes_skip_ratio(const modes_skip_count *counts, int n);
+
+/* ---- Sampling ------------------------------------------------------------------------------- */
+
+typedef struct {
+    float temperature; /* <= 0: greedy */
+    int top_k;         /* 0: off */
+    float top_p;       /* >= 1: off */
+    uint64_t seed;
+} modes_sampling;
+
+/* Picks a token from logits (modified in place). state is the caller's RNG state, seeded from
+ * modes_sampling.seed with modes_rng_seed, so runs are reproducible and threads independent. */
+uint64_t modes_rng_seed(uint64_t seed);
+int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state);
+
 #ifdef __cplusplus
 }
 #endif

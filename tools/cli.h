@@ -1,6 +1,9 @@
-/* Shared by the CLI's subcommands: argument parsing helpers and error reporting. */
+/* Shared by the CLI's subcommands: option parsing, error reporting and inputs common to several
+ * commands. Exit status (DESIGN.md section 3): 0 success, 1 bad input or usage, 2 internal error. */
 #ifndef MODES_TOOLS_CLI_H
 #define MODES_TOOLS_CLI_H
+
+#include <stdint.h>
 
 #include "modes.h"
 
@@ -9,5 +12,35 @@ int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);
+
+/* Prints "modes CMD: message" on stderr and returns the exit status for err->code. */
+int cli_fail(const char *cmd, const modes_error *err);
+/* Prints a usage error and returns 1. */
+int cli_usage(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Option parsing: argv[*i] is the option; its value is argv[*i + 1]. Each returns 0 when the option
+ * matched and its value parsed, 1 when it did not match, and -1 (after printing) on a bad value. */
+int opt_str(int argc, char **argv, int *i, const char *name, const char **out, const char *cmd);
+int opt_int(int argc, char **argv, int *i, const char *name, long lo, long hi, long *out, const char *cmd);
+int opt_float(int argc, char **argv, int *i, const char *name, double lo, double hi, double *out, const char *cmd);
+
+/* A case file of the reference (ref/qwen3vlmoe-tiny-a/README.md): input_ids ([1, T] or [T], I64 or
+ * I32) and, for image cases, pixel_values [P, row] F32 with image_grid_thw [n_images, 3]. */
+typedef struct {
+    int32_t *ids;
+    int n;
+    float *pixels;
+    int n_images;
+    modes_image *images; /* pointing into pixels */
+} case_input;
+int read_case(const char *path, case_input *c, modes_error *err);
+void case_input_free(case_input *c);
+
+int stdout_is_terminal(void);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
     {"forward", cmd_forward, "one teacher-forced pass; write logits and taps to safetensors"},
     {"generate", cmd_generate, "greedy continuation of input_ids through the KV cache"},
     {"tokenize", cmd_tokenize, "JSON Lines {\"text\"} on stdin -> {\"ids\"} on stdout"},
+    {"preprocess", cmd_preprocess, "image -> pixel_values and image_grid_thw, as the reference processor"},
     {"inspect", cmd_inspect, "architecture, shapes, parameter and byte counts of a model folder"},
 };
 

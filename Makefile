@@ -1,0 +1,34 @@
+# Convenience targets over CMake. The build itself is CMake + Ninja in build/ (release) and
+# build-asan/ (AddressSanitizer + UndefinedBehaviorSanitizer), so `cmake` users need none of this.
+#   make          build build/modes
+#   make test     run the test suite on the release build
+#   make asan     run the same suite under ASan + UBSan
+#   make check    both (what CI runs)
+#   make demo     answer a prompt with the default model
+JOBS ?= $(shell nproc)
+SHARED ?= $(abspath ../shared)
+DEMO_MODEL ?= $(SHARED)/ref/qwen3vlmoe-tiny-a/model
+
+.PHONY: all build test asan check demo clean
+all: build
+
+build:
+	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMODES_SHARED_DIR=$(SHARED) >/dev/null
+	cmake --build build -j $(JOBS)
+
+test: build
+	ctest --test-dir build --output-on-failure -j $(JOBS)
+
+asan:
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMODES_SANITIZE=ON -DMODES_SHARED_DIR=$(SHARED) >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+check: test asan
+
+demo: build
+	./build/modes run -m $(DEMO_MODEL) -p "What is a mixture of experts?" -n 24 --stats
+
+clean:
+	rm -rf build build-asan

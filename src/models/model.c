@@ -1,0 +1,322 @@
+/* The public model and context API: loading a folder, the KV-cache context, and evaluation steps. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/sha256.h"
+#include "io/file.h"
+#include "models/model.h"
+#include "text/tokenizer.h"
+
+int model_own(modes_model *m, void *p, modes_error *err) {
+    if (m->n_owned == m->cap_owned) {
+        size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **o = realloc(m->owned, cap * sizeof *o);
+        if (!o) {
+            free(p);
+            return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        }
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned++] = p;
+    return 0;
+}
+
+static int classify_tokens(modes_model *m, modes_error *err) {
+    const int V = m->cfg.text.vocab;
+    m->token_class = calloc((size_t)V, 1);
+    if (!m->token_class) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (int id = 0; id < V; id++) {
+        if (id == m->cfg.image_token_id || id == m->cfg.video_token_id) m->token_class[id] = MODES_TOKEN_VISION;
+        else if (id == m->cfg.vision_start_id || id == m->cfg.vision_end_id) m->token_class[id] = MODES_TOKEN_SPECIAL;
+        else if (m->tok && (size_t)id < tok_vocab_size(m->tok) && tok_is_special(m->tok, id)) m->token_class[id] = MODES_TOKEN_SPECIAL;
+    }
+    for (int i = 0; i < m->cfg.n_eos; i++)
+        if (m->cfg.eos[i] < V) m->token_class[m->cfg.eos[i]] = MODES_TOKEN_SPECIAL;
+    return 0;
+}
+
+static int load_tokenizer(modes_model *m, modes_error *err) {
+    char *path = path_join(m->dir, "tokenizer.json");
+    if (!path) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    int rc = 0;
+    if (access(path, F_OK) == 0) rc = tok_load(path, &m->tok, err); /* optional: forward needs only ids */
+    free(path);
+    return rc;
+}
+
+int modes_model_load(const char *dir, modes_model **out, modes_error *err) {
+    *out = NULL;
+    if (!path_is_dir(dir)) return modes_fail(err, MODES_E_INPUT, "%s: not a model folder", dir);
+    modes_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->dir = strdup(dir))) {
+        free(m);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    }
+    int rc = config_load(dir, &m->cfg, err);
+    if (!rc) rc = st_open(dir, &m->weights, err);
+    if (!rc) rc = qwen3vl_bind_weights(m, err);
+    if (!rc && m->cfg.vision.present) {
+        m->has_vision = 1;
+        m->vit.cfg = m->cfg.vision;
+        rc = qwen3_vit_bind(m, &m->vit, err);
+        if (!rc) rc = preproc_config_load(dir, &m->preproc, err);
+        if (!rc && (m->preproc.patch != m->cfg.vision.patch || m->preproc.merge != m->cfg.vision.merge ||
+                    m->preproc.temporal_patch != m->cfg.vision.temporal_patch))
+            rc = modes_fail(err, MODES_E_INPUT, "%s: preprocessor_config.json patch/merge sizes differ from config.json", dir);
+    }
+    if (!rc) rc = load_tokenizer(m, err);
+    if (!rc) rc = classify_tokens(m, err);
+    if (rc) {
+        modes_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void modes_model_free(modes_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    free(m->moe_index);
+    qwen3_vit_free(&m->vit);
+    free(m->token_class);
+    tok_free(m->tok);
+    st_close(m->weights);
+    free(m->dir);
+    free(m);
+}
+
+const modes_tokenizer *modes_model_tokenizer(const modes_model *m) { return m->tok; }
+int modes_model_vocab(const modes_model *m) { return m->cfg.text.vocab; }
+
+int modes_model_is_stop(const modes_model *m, int32_t id) {
+    for (int i = 0; i < m->cfg.n_eos; i++)
+        if (m->cfg.eos[i] == id) return 1;
+    return 0;
+}
+
+int modes_model_token_class(const modes_model *m, int32_t id) {
+    return id >= 0 && id < m->cfg.text.vocab ? m->token_class[id] : MODES_TOKEN_TEXT;
+}
+
+int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **out, modes_error *err) {
+    *out = NULL;
+    const text_config *c = &m->cfg.text;
+    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : 4096;
+    if (n_ctx > c->max_position) n_ctx = c->max_position;
+    modes_ctx *x = calloc(1, sizeof *x);
+    if (!x) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    const size_t per = (size_t)c->n_layers * n_ctx * c->n_kv_heads * c->head_dim;
+    x->k_cache = malloc(per * sizeof(float));
+    x->v_cache = malloc(per * sizeof(float));
+    if (!x->k_cache || !x->v_cache) {
+        modes_ctx_free(x);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory for a KV cache of %d tokens (%.1f MiB)", n_ctx,
+                          2.0 * per * sizeof(float) / 1048576.0);
+    }
+    if (skip_stats_init(&x->stats, m->n_moe_layers)) {
+        modes_ctx_free(x);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    }
+    x->model = m;
+    x->n_ctx = n_ctx;
+    x->threads = p ? p->threads : 0;
+    *out = x;
+    return 0;
+}
+
+void modes_ctx_free(modes_ctx *c) {
+    if (!c) return;
+    free(c->k_cache);
+    free(c->v_cache);
+    skip_stats_free(&c->stats);
+    free(c);
+}
+
+void modes_ctx_reset(modes_ctx *c) {
+    c->n_past = 0;
+    c->rope_delta = 0;
+}
+
+int modes_ctx_n_past(const modes_ctx *c) { return c->n_past; }
+
+void modes_ctx_set_policy(modes_ctx *c, const modes_policy *p) { c->policy = p; }
+const modes_stats *modes_ctx_stats(const modes_ctx *c) { return &c->stats; }
+void modes_ctx_reset_stats(modes_ctx *c) { skip_stats_clear(&c->stats); }
+
+int modes_policy_load(const modes_model *m, const char *path, modes_policy **out, modes_error *err) {
+    char hex[65];
+    sha256_hex(m->cfg.sha256, hex);
+    return policy_load(path, m->n_moe_layers, hex, out, err);
+}
+
+int modes_policy_from_spec(const modes_model *m, const char *spec, const modes_policy *alphas, modes_policy **out,
+                           modes_error *err) {
+    return policy_from_spec(spec, alphas, m->n_moe_layers, out, err);
+}
+
+void modes_ctx_set_tap(modes_ctx *c, modes_tap_fn fn, void *user) {
+    c->tap = fn;
+    c->tap_user = user;
+}
+
+static int check_ids(const modes_ctx *c, const int32_t *ids, int n, int n_logits, modes_error *err) {
+    const modes_model *m = c->model;
+    if (n <= 0) return modes_fail(err, MODES_E_INPUT, "nothing to evaluate");
+    if (n_logits < 0 || n_logits > n) return modes_fail(err, MODES_E_INPUT, "n_logits must be in [0, %d]", n);
+    if (n > c->n_ctx - c->n_past)
+        return modes_fail(err, MODES_E_INPUT, "%d more tokens do not fit in the context: %d of %d already used", n,
+                          c->n_past, c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.text.vocab)
+            return modes_fail(err, MODES_E_INPUT, "token id %d at position %d is outside the vocabulary of %d", ids[i],
+                              i, m->cfg.text.vocab);
+    return 0;
+}
+
+/* Runs the batch and moves the context on; positions continue from the largest one used (spec 6). */
+static int run_batch(modes_ctx *c, text_batch *b, float *logits, int n_logits, modes_error *err) {
+    if (c->tap) {
+        const int64_t shape[3] = {3, 1, b->n};
+        c->tap(c->tap_user, "mrope_position_ids", 1, b->pos, 3, shape);
+    }
+    int rc = qwen3vl_text_forward(c, b, logits, n_logits, err);
+    if (rc) return rc;
+    int32_t mx = b->pos[0];
+    for (int i = 1; i < 3 * b->n; i++) mx = b->pos[i] > mx ? b->pos[i] : mx;
+    c->n_past += b->n;
+    c->rope_delta = mx + 1 - c->n_past;
+    if (c->tap) {
+        const int64_t shape[2] = {1, 1};
+        const int32_t delta = c->rope_delta;
+        c->tap(c->tap_user, "mrope_deltas", 1, &delta, 2, shape);
+    }
+    return 0;
+}
+
+static int count_image_tokens(const modes_model *m, const int32_t *ids, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++) k += ids[i] == m->cfg.image_token_id;
+    return k;
+}
+
+int modes_eval(modes_ctx *c, const int32_t *ids, int n, float *logits, int n_logits, modes_error *err) {
+    return modes_eval_images(c, ids, n, NULL, 0, logits, n_logits, err);
+}
+
+int modes_image_tokens(const modes_model *m, const modes_image *img) {
+    const int mg = m->cfg.vision.merge;
+    if (!m->has_vision || img->grid_t < 1 || img->grid_h < 1 || img->grid_w < 1 || img->grid_h % mg ||
+        img->grid_w % mg || (int64_t)img->grid_t * img->grid_h * img->grid_w > (1 << 24))
+        return -1;
+    return img->grid_t * (img->grid_h / mg) * (img->grid_w / mg);
+}
+
+/* get_rope_index (spec 6): text runs count up on all three axes; an image's tokens sit at
+ * (cur + frame, cur + row, cur + column) of the merged grid, and the text after it continues
+ * from cur + max(frames, rows, columns). */
+static int image_positions(const modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images,
+                           int32_t *pos, modes_error *err) {
+    const modes_model *m = c->model;
+    const int mg = m->cfg.vision.merge;
+    int32_t cur = c->n_past + c->rope_delta;
+    int im = 0;
+    for (int i = 0; i < n;) {
+        if (ids[i] != m->cfg.image_token_id) {
+            pos[i] = pos[n + i] = pos[2 * n + i] = cur++;
+            i++;
+            continue;
+        }
+        if (im == n_images) return modes_fail(err, MODES_E_INPUT, "the prompt holds more image tokens than the images give");
+        const modes_image *g = &images[im++];
+        const int gh = g->grid_h / mg, gw = g->grid_w / mg, k = g->grid_t * gh * gw;
+        if (i + k > n) return modes_fail(err, MODES_E_INPUT, "image %d needs %d image tokens in a row", im - 1, k);
+        for (int j = 0; j < k; j++) {
+            if (ids[i + j] != m->cfg.image_token_id)
+                return modes_fail(err, MODES_E_INPUT, "image %d needs %d image tokens in a row, found %d", im - 1, k, j);
+            const int f = j / (gh * gw), r = (j / gw) % gh, col = j % gw;
+            pos[i + j] = cur + f;
+            pos[n + i + j] = cur + r;
+            pos[2 * n + i + j] = cur + col;
+        }
+        const int span = g->grid_t > gh ? (g->grid_t > gw ? g->grid_t : gw) : (gh > gw ? gh : gw);
+        cur += span;
+        i += k;
+    }
+    if (im != n_images)
+        return modes_fail(err, MODES_E_INPUT, "%d images given but the prompt has image tokens for %d", n_images, im);
+    return 0;
+}
+
+void prepared_free(prepared_input *in) {
+    vit_output_free(&in->vo);
+    free(in->pos);
+    memset(in, 0, sizeof *in);
+}
+
+int model_prepare(modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images, prepared_input *out,
+                  modes_error *err) {
+    const modes_model *m = c->model;
+    memset(out, 0, sizeof *out);
+    if (n_images && !m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
+    if (!n_images && m->has_vision && count_image_tokens(m, ids, n))
+        return modes_fail(err, MODES_E_INPUT, "the prompt holds image tokens but no image was given");
+    out->ids = ids;
+    out->n = n;
+    if (!(out->pos = malloc((size_t)3 * n * sizeof *out->pos))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    if (!n_images) {
+        for (int i = 0; i < n; i++) out->pos[i] = out->pos[n + i] = out->pos[2 * n + i] = c->n_past + i + c->rope_delta;
+        return 0;
+    }
+    vit_grid *grids = malloc((size_t)n_images * sizeof *grids);
+    float *pixels = NULL;
+    int rc = grids ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    size_t total = 0, row = (size_t)m->cfg.vision.in_channels * m->cfg.vision.temporal_patch * m->cfg.vision.patch *
+                            m->cfg.vision.patch;
+    for (int i = 0; !rc && i < n_images; i++) {
+        if (modes_image_tokens(m, &images[i]) < 0)
+            rc = modes_fail(err, MODES_E_INPUT, "image %d: grid (%d, %d, %d) does not fit the model (merge size %d)", i,
+                            images[i].grid_t, images[i].grid_h, images[i].grid_w, m->cfg.vision.merge);
+        else {
+            grids[i] = (vit_grid){images[i].grid_t, images[i].grid_h, images[i].grid_w};
+            total += (size_t)grids[i].t * grids[i].h * grids[i].w;
+        }
+    }
+    if (!rc) rc = image_positions(c, ids, n, images, n_images, out->pos, err);
+    /* The tower takes one packed sequence: images one after another. */
+    if (!rc && !(pixels = malloc(total * row * sizeof *pixels))) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (int i = 0, at = 0; !rc && i < n_images; i++) {
+        const size_t rows = (size_t)grids[i].t * grids[i].h * grids[i].w;
+        memcpy(pixels + (size_t)at * row, images[i].pixels, rows * row * sizeof *pixels);
+        at += (int)rows;
+    }
+    if (!rc) rc = qwen3_vit_forward(&m->vit, pixels, grids, n_images, c->tap, c->tap_user, &out->vo, err);
+    free(pixels);
+    free(grids);
+    if (rc) prepared_free(out);
+    return rc;
+}
+
+int model_run_prepared(modes_ctx *c, const prepared_input *in, int start_layer, const float *start_x, float **capture,
+                       float *logits, int n_logits, modes_error *err) {
+    text_batch b = {.ids = in->ids, .n = in->n, .pos = in->pos, .vision = in->vo.embeds, .n_vision = in->vo.n_tokens,
+                    .n_deepstack = in->vo.n_deepstack, .deepstack = in->vo.deepstack, .start_layer = start_layer,
+                    .start_x = start_x, .capture = capture};
+    return run_batch(c, &b, logits, n_logits, err);
+}
+
+int modes_eval_images(modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images, float *logits,
+                      int n_logits, modes_error *err) {
+    int rc = check_ids(c, ids, n, n_logits, err);
+    if (rc) return rc;
+    prepared_input in;
+    if ((rc = model_prepare(c, ids, n, images, n_images, &in, err))) return rc;
+    rc = model_run_prepared(c, &in, 0, NULL, NULL, logits, n_logits, err);
+    prepared_free(&in);
+    return rc;
+}

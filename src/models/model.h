@@ -1,0 +1,100 @@
+/* Internal layout of modes_model and modes_ctx, shared by the model-family files. */
+#ifndef MODES_MODELS_MODEL_H
+#define MODES_MODELS_MODEL_H
+
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "models/moe.h"
+#include "modes.h"
+#include "skip/policy.h"
+#include "skip/stats.h"
+#include "tensor/tensor.h"
+#include "vision/preprocess.h"
+#include "vision/qwen3_vl_vit.h"
+
+typedef struct {
+    float *attn_norm, *ffn_norm, *q_norm, *k_norm; /* fp32 copies, owned */
+    wmat q, k, v, o;
+    int is_moe;
+    moe_layer moe;              /* when is_moe */
+    expert_w mlp;               /* dense SwiGLU MLP otherwise */
+} text_layer;
+
+struct modes_model {
+    model_config cfg;
+    char *dir;
+    st_archive *weights;
+    modes_tokenizer *tok;
+    wmat embed, lm_head;
+    float *final_norm;
+    text_layer *layers;
+    int n_moe_layers;
+    int *moe_index;             /* [n_layers]: the layer's index among MoE layers, -1 for dense */
+    int has_vision;
+    qwen3_vit vit;
+    preproc_config preproc;     /* preprocessor_config.json, or the Qwen3-VL defaults */
+    uint8_t *token_class;       /* [vocab] MODES_TOKEN_* */
+    void **owned;               /* buffers made at load (converted or transposed tensors) */
+    size_t n_owned, cap_owned;
+};
+
+struct modes_ctx {
+    const modes_model *model;
+    int n_ctx, n_past, threads;
+    int rope_delta;             /* M-RoPE: decode position = cache index + delta (spec 6) */
+    float *k_cache, *v_cache;   /* [layers][n_ctx][kv_heads * head_dim] */
+    modes_tap_fn tap;
+    void *tap_user;
+    const modes_policy *policy;
+    modes_stats stats;
+};
+
+/* One step of the text decoder. Rows whose id is the image token take the vision features in order;
+ * deepstack[j] is added to those rows after layer j (spec 5, 7.3). */
+typedef struct {
+    const int32_t *ids;
+    int n;
+    const int32_t *pos;            /* [3][n] M-RoPE (t, h, w) positions */
+    const float *vision;           /* [n_vision][hidden] or NULL */
+    int n_vision, n_deepstack;
+    float *const *deepstack;       /* n_deepstack arrays of [n_vision][hidden] */
+    /* Calibration re-runs only the layers from start_layer on, from the hidden state that entered it
+     * in the original pass (layers below a removed one are unchanged, spec/modes-method.md 2). */
+    int start_layer;
+    const float *start_x;          /* [n][hidden] when start_layer > 0 */
+    float **capture;               /* when set: capture[l] receives layer l's input, [n][hidden] */
+} text_batch;
+
+/* Writes logits for the last n_logits tokens. Defined by the model family (qwen3_vl_moe.c). */
+int qwen3vl_text_forward(modes_ctx *c, const text_batch *b, float *logits, int n_logits, modes_error *err);
+/* An input made ready once (positions, vision features) and run as often as needed: calibration and
+ * the threshold search evaluate the same examples under many policies. ids are not copied. */
+typedef struct {
+    const int32_t *ids;
+    int n;
+    int32_t *pos;
+    vit_output vo;
+} prepared_input;
+int model_prepare(modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images,
+                  prepared_input *out, modes_error *err);
+/* Runs a prepared input at the context's current position (reset the context first to re-run). */
+int model_run_prepared(modes_ctx *c, const prepared_input *in, int start_layer, const float *start_x, float **capture,
+                       float *logits, int n_logits, modes_error *err);
+void prepared_free(prepared_input *in);
+
+/* Binds and validates every tensor of the checkpoint against the config. */
+int qwen3vl_bind_weights(modes_model *m, modes_error *err);
+
+/* Weight binding (weights.c). Names are full checkpoint tensor names; shapes are what the config
+ * implies; a mismatch fails with a message naming the folder and the tensor. */
+modes_dtype weight_dtype(const st_tensor *t);
+int find_tensor(const modes_model *m, const char *name, int ndim, const int64_t *shape, const st_tensor **out,
+                modes_error *err);
+int tensor_data(modes_model *m, const st_tensor *t, const void **data, modes_error *err); /* aligned view or copy */
+int bind_matrix(modes_model *m, const char *name, int rows, int cols, wmat *w, modes_error *err);
+int bind_vector(modes_model *m, const char *name, int n, float **out, modes_error *err);   /* owned fp32 copy */
+
+/* Remembers a buffer the model frees with itself; frees p and fails when it cannot. */
+int model_own(modes_model *m, void *p, modes_error *err);
+
+#endif

@@ -1,0 +1,145 @@
+/* Building a prompt from a conversation and image files: the chat template, tokenisation, image
+ * preprocessing and the expansion of each image placeholder (spec/qwen3-vl-moe.md sections 2 and 3). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "models/model.h"
+#include "text/chat.h"
+#include "text/tokenizer.h"
+
+struct modes_prompt {
+    int32_t *ids;
+    int n, answer_start;
+    int n_images;
+    pixel_patches *patches; /* owned pixel buffers */
+    modes_image *images;    /* views of patches */
+};
+
+void modes_prompt_free(modes_prompt *p) {
+    if (!p) return;
+    for (int i = 0; i < p->n_images; i++) pixel_patches_free(&p->patches[i]);
+    free(p->patches);
+    free(p->images);
+    free(p->ids);
+    free(p);
+}
+
+const int32_t *modes_prompt_ids(const modes_prompt *p, int *n) {
+    *n = p->n;
+    return p->ids;
+}
+
+int modes_prompt_answer_start(const modes_prompt *p) { return p->answer_start; }
+
+int modes_eval_prompt(modes_ctx *c, const modes_prompt *p, float *logits, int n_logits, modes_error *err) {
+    return modes_eval_images(c, p->ids, p->n, p->images, p->n_images, logits, n_logits, err);
+}
+
+static int load_images(const modes_model *m, const char *const *paths, modes_prompt *p, modes_error *err) {
+    if (!p->n_images) return 0;
+    if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
+    p->patches = calloc((size_t)p->n_images, sizeof *p->patches);
+    p->images = calloc((size_t)p->n_images, sizeof *p->images);
+    if (!p->patches || !p->images) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (int i = 0; i < p->n_images; i++) {
+        rgb_image img;
+        int rc = image_load(paths[i], m->preproc.max_pixels * 4, &img, err);
+        if (!rc) {
+            rc = preprocess_image(&m->preproc, &img, &p->patches[i], err);
+            if (rc) modes_error_prefix(err, "%s", paths[i]);
+        }
+        rgb_image_free(&img);
+        if (rc) return rc;
+        const pixel_patches *pp = &p->patches[i];
+        p->images[i] = (modes_image){pp->values, pp->grid_t, pp->grid_h, pp->grid_w};
+    }
+    return 0;
+}
+
+static const chat_template *model_template(const modes_model *m, modes_error *err) {
+    const chat_template *t = chat_template_detect(tok_chat_template(m->tok), m->cfg.model_type);
+    if (!t && tok_chat_template(m->tok)) t = chat_template_detect(NULL, m->cfg.model_type); /* a variant we do not know */
+    if (!t) modes_fail(err, MODES_E_INPUT, "%s: no chat template for model type %s", m->dir, m->cfg.model_type);
+    return t;
+}
+
+/* Renders the turn(s) and tokenises; images become single placeholders here. */
+static int encode_chat(const modes_model *m, const chat_template *t, const char *system, const char *text,
+                       int n_images, int32_t **ids, size_t *n, modes_error *err) {
+    chat_part *parts = calloc((size_t)n_images + 1, sizeof *parts);
+    if (!parts) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (int i = 0; i < n_images; i++) parts[i].kind = CHAT_PART_IMAGE;
+    parts[n_images] = (chat_part){CHAT_PART_TEXT, text, strlen(text)};
+    chat_message msgs[2];
+    size_t nm = 0;
+    if (system) msgs[nm++] = (chat_message){.role = "system", .content = system, .content_len = strlen(system)};
+    msgs[nm++] = (chat_message){.role = "user", .parts = parts, .n_parts = (size_t)n_images + 1};
+    chat_options opt = {.add_generation_prompt = 1};
+    char *rendered = NULL;
+    size_t len;
+    int rc = chat_render(t, msgs, nm, &opt, &rendered, &len, err);
+    if (!rc) rc = tok_encode(m->tok, rendered, len, ids, n, err);
+    free(rendered);
+    free(parts);
+    return rc;
+}
+
+/* Appends the answer and the end-of-turn token for teacher forcing. */
+static int append_answer(const modes_model *m, const chat_template *t, const char *answer, modes_prompt *p,
+                         modes_error *err) {
+    int32_t *ans = NULL;
+    size_t na = 0;
+    int rc = tok_encode(m->tok, answer, strlen(answer), &ans, &na, err);
+    const int32_t eot = tok_token_to_id(m->tok, chat_template_end_of_turn(t));
+    if (!rc && eot < 0) rc = modes_fail(err, MODES_E_INPUT, "%s: the tokenizer lacks the end-of-turn token", m->dir);
+    int32_t *grown = rc ? NULL : realloc(p->ids, ((size_t)p->n + na + 1) * sizeof *grown);
+    if (!rc && !grown) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    if (!rc) {
+        p->ids = grown;
+        memcpy(p->ids + p->n, ans, na * sizeof *ans);
+        p->n += (int)na;
+        p->ids[p->n++] = eot;
+    }
+    free(ans);
+    return rc;
+}
+
+int modes_prompt_new(const modes_model *m, const char *system, const char *text, const char *const *image_paths,
+                     int n_images, const char *answer, modes_prompt **out, modes_error *err) {
+    *out = NULL;
+    if (!m->tok) return modes_fail(err, MODES_E_INPUT, "%s: no tokenizer.json", m->dir);
+    if (n_images < 0 || n_images > 256) return modes_fail(err, MODES_E_INPUT, "at most 256 images per prompt");
+    const chat_template *t = model_template(m, err);
+    if (!t) return MODES_E_INPUT;
+    modes_prompt *p = calloc(1, sizeof *p);
+    if (!p) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    p->n_images = n_images;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = load_images(m, image_paths, p, err);
+    if (!rc) rc = encode_chat(m, t, system, text, n_images, &ids, &n, err);
+    if (!rc && n_images) {
+        size_t *counts = malloc((size_t)n_images * sizeof *counts);
+        if (!counts) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        for (int i = 0; !rc && i < n_images; i++) counts[i] = (size_t)modes_image_tokens(m, &p->images[i]);
+        size_t nn = 0;
+        if (!rc) rc = chat_expand_pads(ids, n, m->cfg.image_token_id, counts, (size_t)n_images, &p->ids, &nn, err);
+        n = nn;
+        free(counts);
+        free(ids);
+    } else {
+        p->ids = ids;
+    }
+    if (!rc && n > (size_t)m->cfg.text.max_position)
+        rc = modes_fail(err, MODES_E_INPUT, "the prompt has %zu tokens, more than the model's %d", n, m->cfg.text.max_position);
+    p->n = (int)n;
+    p->answer_start = p->n;
+    if (!rc && answer) rc = append_answer(m, t, answer, p, err);
+    if (rc) {
+        modes_prompt_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}

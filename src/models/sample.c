@@ -1,0 +1,69 @@
+/* Token sampling: greedy, temperature, top-k, top-p, with a caller-held RNG state (no global state). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "modes.h"
+
+uint64_t modes_rng_seed(uint64_t seed) { /* splitmix64, so nearby seeds give unrelated streams */
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return z ? z : 1;
+}
+
+static double next_uniform(uint64_t *s) { /* xorshift64*: 53 random bits in [0, 1) */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+}
+
+static int32_t argmax(const float *x, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+typedef struct {
+    float p;
+    int32_t id;
+} cand;
+
+static int by_prob_desc(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    return x->p < y->p ? 1 : x->p > y->p ? -1 : (x->id > y->id) - (x->id < y->id);
+}
+
+int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state) {
+    if (!s || s->temperature <= 0 || s->top_k == 1) return argmax(logits, vocab);
+    cand *c = malloc((size_t)vocab * sizeof *c);
+    if (!c) return argmax(logits, vocab); /* degrade, never fail, on a 600 KB allocation */
+    const float mx = logits[argmax(logits, vocab)];
+    for (int i = 0; i < vocab; i++) c[i] = (cand){expf((logits[i] - mx) / s->temperature), i};
+    qsort(c, (size_t)vocab, sizeof *c, by_prob_desc);
+    int n = s->top_k > 0 && s->top_k < vocab ? s->top_k : vocab;
+    double total = 0;
+    for (int i = 0; i < n; i++) total += c[i].p;
+    if (s->top_p > 0 && s->top_p < 1) { /* the smallest prefix whose mass reaches top_p */
+        double cum = 0;
+        int keep = 0;
+        while (keep < n && cum < s->top_p * total) cum += c[keep++].p;
+        n = keep ? keep : 1;
+        total = cum > 0 ? cum : c[0].p;
+    }
+    double r = next_uniform(state) * total, acc = 0;
+    int32_t id = c[n - 1].id;
+    for (int i = 0; i < n; i++) {
+        acc += c[i].p;
+        if (r < acc) {
+            id = c[i].id;
+            break;
+        }
+    }
+    free(c);
+    return id;
+}

@@ -1,0 +1,54 @@
+/* Expert-skipping policies (spec/modes-method.md sections 2, 3 and 6) and the one decision function
+ * every MoE layer of every model family calls between routing and dispatch.
+ *
+ * A policy only marks slots: a skipped (token, slot) gets the expert index MOE_SKIPPED, and dispatch
+ * drops it before any expert work. Kept slots keep their routing weight (no renormalisation), except
+ * for top-k reduction, which by definition runs the model as if the config said k'. Special tokens
+ * (chat-template and vision delimiters) are never skipped. */
+#ifndef MODES_SKIP_POLICY_H
+#define MODES_SKIP_POLICY_H
+
+#include <stdint.h>
+
+#include "modes.h"
+
+typedef enum {
+    SKIP_NONE,
+    SKIP_MODES,          /* DMT + GMLG: s = alpha~(l, m) * pi, tau per modality */
+    SKIP_THRESHOLD,      /* one tau on s = pi */
+    SKIP_THRESHOLD_GMLG, /* one tau on s = alpha~(l, m) * pi */
+    SKIP_DMT,            /* tau per modality on s = pi (DMT without GMLG) */
+    SKIP_TOPK,           /* k' experts per token, weights renormalised over the k' */
+    SKIP_NAEE,           /* drop the largest tail whose weight is below beta(l) of the total */
+    SKIP_REMOVE_LAYER,   /* calibration: every routed expert of one layer removed for one modality */
+} skip_method;
+
+#define SKIP_CLASSES 3 /* MODES_TOKEN_TEXT, MODES_TOKEN_VISION, MODES_TOKEN_SPECIAL */
+
+struct modes_policy {
+    skip_method method;
+    int n_layers;             /* MoE layers the alphas and betas cover (0: none given) */
+    float *alpha[2];          /* [n_layers] alpha~ for text and vision, each summing to 1 */
+    float tau[2];             /* text, vision thresholds */
+    int k[2];                 /* top-k reduction per modality */
+    float *beta;              /* [n_layers] NAEE */
+    int min_experts;          /* never keep fewer than this many slots (0: none) */
+    int simulate;             /* zero skipped slots' weights but still run them, as the authors' code does */
+    int remove_layer, remove_class, remove_identity; /* SKIP_REMOVE_LAYER */
+    char *json;               /* the policy file's provenance fields, kept to write back */
+};
+
+/* Marks skipped slots of n tokens at MoE layer `layer`. idx/w are [n][k] in descending weight order
+ * (moe_route's output); cls[i] is the token's class. Returns the number of slots skipped. */
+int skip_decide(const modes_policy *p, int layer, int k, const uint8_t *cls, int n, int32_t *idx, float *w);
+
+/* Parses a --skip SPEC: none, topk:K (or topk:KT,KV), naee:BETA, threshold:TAU, dmt:TT,TV,
+ * gmlg-threshold:TAU, modes:TT,TV (the last two need alphas: pass the policy whose alphas to use, or
+ * NULL). */
+int policy_from_spec(const char *spec, const modes_policy *alphas, int n_layers, modes_policy **out, modes_error *err);
+/* Reads a policy JSON file (section 9); n_layers and config_sha256 must match the model. */
+int policy_load(const char *path, int n_layers, const char *config_sha256_hex, modes_policy **out, modes_error *err);
+modes_policy *policy_new(skip_method method, int n_layers);
+const char *policy_method_name(skip_method m);
+
+#endif

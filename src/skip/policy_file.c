@@ -1,0 +1,145 @@
+/* The policy file (spec/modes-method.md section 9): reading with full validation. Unknown keys are
+ * ignored; a wrong layer count, a non-finite number or a config hash of another model is an error. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "io/file.h"
+#include "skip/policy.h"
+
+#define POLICY_MAX_BYTES (64u << 20)
+
+static int str_eq(const json_node *v, const char *s) {
+    return v && v->type == JSON_STRING && v->n == strlen(s) && !memcmp(v->u.str, s, v->n);
+}
+
+static int read_float(const json_node *v, float *out) {
+    if (!v || v->type != JSON_NUMBER || !isfinite(v->u.num) || v->u.num < 0 || v->u.num > 1e6) return -1;
+    *out = (float)v->u.num;
+    return 0;
+}
+
+/* A list of L non-negative numbers, normalised to sum to 1 (alpha~ of spec section 2). */
+static int read_alpha(const char *path, const json_node *arr, const char *key, int L, float *out, modes_error *err) {
+    if (!arr || arr->type != JSON_ARRAY || arr->n != (size_t)L)
+        return modes_fail(err, MODES_E_INPUT, "%s: alpha.%s must be a list of %d numbers (one per MoE layer)", path, key, L);
+    double sum = 0;
+    for (int l = 0; l < L; l++) {
+        if (read_float(json_at(arr, (size_t)l), &out[l]))
+            return modes_fail(err, MODES_E_INPUT, "%s: alpha.%s[%d] must be a finite number >= 0", path, key, l);
+        sum += out[l];
+    }
+    if (!(sum > 0)) return modes_fail(err, MODES_E_INPUT, "%s: alpha.%s sums to zero", path, key);
+    for (int l = 0; l < L; l++) out[l] = (float)(out[l] / sum);
+    return 0;
+}
+
+static int read_pair(const char *path, const json_node *v, const char *key, float *a, float *b, modes_error *err) {
+    if (v && v->type == JSON_NUMBER) {
+        if (read_float(v, a)) return modes_fail(err, MODES_E_INPUT, "%s: %s must be a finite number >= 0", path, key);
+        *b = *a;
+        return 0;
+    }
+    if (!v || v->type != JSON_OBJECT || read_float(json_get(v, "text"), a) || read_float(json_get(v, "vision"), b))
+        return modes_fail(err, MODES_E_INPUT, "%s: %s must be a number or {\"text\": x, \"vision\": y} of finite numbers >= 0",
+                          path, key);
+    return 0;
+}
+
+static int read_model(const char *path, const json_node *root, int L, const char *sha, modes_error *err) {
+    const json_node *model = json_get(root, "model");
+    if (!model || model->type != JSON_OBJECT) return modes_fail(err, MODES_E_INPUT, "%s: \"model\" is missing", path);
+    const json_node *layers = json_get(model, "moe_layers"), *hash = json_get(model, "config_sha256");
+    if (!json_is_int(layers) || layers->u.num != L)
+        return modes_fail(err, MODES_E_INPUT, "%s: made for a model with %s MoE layers, this one has %d", path,
+                          json_is_int(layers) ? "a different number of" : "an unknown number of", L);
+    if (sha && hash && !str_eq(hash, sha))
+        return modes_fail(err, MODES_E_INPUT, "%s: made for another model (config_sha256 differs from this config.json)",
+                          path);
+    return 0;
+}
+
+static int read_method(const char *path, const json_node *root, skip_method *m, modes_error *err) {
+    const json_node *v = json_get(root, "method");
+    for (int i = SKIP_NONE; i <= SKIP_NAEE; i++)
+        if (str_eq(v, policy_method_name((skip_method)i))) {
+            *m = (skip_method)i;
+            return 0;
+        }
+    return modes_fail(err, MODES_E_INPUT,
+                      "%s: \"method\" must be one of none, modes, threshold, gmlg-threshold, dmt, topk, naee", path);
+}
+
+static int read_policy(const char *path, const json_node *root, int L, const char *sha, modes_policy **out,
+                       modes_error *err) {
+    if (root->type != JSON_OBJECT || !str_eq(json_get(root, "format"), "modes-policy"))
+        return modes_fail(err, MODES_E_INPUT, "%s: not a modes policy (\"format\": \"modes-policy\" missing)", path);
+    const json_node *ver = json_get(root, "version");
+    if (!json_is_int(ver) || ver->u.num != 1)
+        return modes_fail(err, MODES_E_INPUT, "%s: policy version must be 1", path);
+    skip_method m = SKIP_NONE;
+    int rc = read_model(path, root, L, sha, err);
+    if (!rc) rc = read_method(path, root, &m, err);
+    if (rc) return rc;
+    modes_policy *p = policy_new(m, L);
+    if (!p) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    const json_node *alpha = json_get(root, "alpha"), *tau = json_get(root, "tau"), *beta = json_get(root, "beta");
+    const json_node *k = json_get(root, "k");
+    if (alpha) {
+        rc = read_alpha(path, json_get(alpha, "text"), "text", L, p->alpha[0], err);
+        if (!rc) rc = read_alpha(path, json_get(alpha, "vision"), "vision", L, p->alpha[1], err);
+    } else if (m == SKIP_MODES || m == SKIP_THRESHOLD_GMLG) {
+        rc = modes_fail(err, MODES_E_INPUT, "%s: method %s needs \"alpha\"", path, policy_method_name(m));
+    }
+    if (!rc && (tau || m == SKIP_MODES || m == SKIP_THRESHOLD || m == SKIP_DMT || m == SKIP_THRESHOLD_GMLG))
+        rc = read_pair(path, tau, "tau", &p->tau[0], &p->tau[1], err);
+    if (!rc && (k || m == SKIP_TOPK)) {
+        float a, b;
+        rc = read_pair(path, k, "k", &a, &b, err);
+        if (!rc && (a < 1 || b < 1 || a != floorf(a) || b != floorf(b) || a > 1024 || b > 1024))
+            rc = modes_fail(err, MODES_E_INPUT, "%s: k must be whole numbers from 1 to 1024", path);
+        p->k[0] = (int)a;
+        p->k[1] = (int)b;
+    }
+    if (!rc && (beta || m == SKIP_NAEE)) {
+        if (beta && beta->type == JSON_ARRAY && beta->n == (size_t)L) {
+            for (int l = 0; l < L && !rc; l++)
+                if (read_float(json_at(beta, (size_t)l), &p->beta[l]) || p->beta[l] > 1)
+                    rc = modes_fail(err, MODES_E_INPUT, "%s: beta[%d] must be in [0, 1]", path, l);
+        } else {
+            float b1 = 0;
+            if (read_float(beta, &b1) || b1 > 1)
+                rc = modes_fail(err, MODES_E_INPUT, "%s: beta must be a number in [0, 1] or a list of %d", path, L);
+            for (int l = 0; l < L && !rc; l++) p->beta[l] = b1;
+        }
+    }
+    if (rc) {
+        modes_policy_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int policy_load(const char *path, int n_layers, const char *config_sha256_hex, modes_policy **out, modes_error *err) {
+    *out = NULL;
+    char *text;
+    size_t len;
+    int rc = read_file(path, POLICY_MAX_BYTES, &text, &len, err);
+    if (rc) return rc;
+    json_doc *doc = NULL;
+    json_limits lim = {.max_bytes = POLICY_MAX_BYTES, .max_depth = 16};
+    rc = json_parse(text, len, &lim, path, &doc, err);
+    if (!rc) rc = read_policy(path, json_root(doc), n_layers, config_sha256_hex, out, err);
+    if (!rc && !((*out)->json = malloc(len + 1))) {
+        modes_policy_free(*out);
+        *out = NULL;
+        rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    }
+    if (!rc) memcpy((*out)->json, text, len + 1);
+    json_free(doc);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,140 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+int cli_fail(const char *cmd, const modes_error *err) {
+    fprintf(stderr, "modes %s: %s\n", cmd, err->msg[0] ? err->msg : "failed");
+    return err->code == MODES_E_INPUT ? 1 : 2;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "modes %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see modes %s --help)\n", cmd);
+    va_end(ap);
+    return 1;
+}
+
+int opt_str(int argc, char **argv, int *i, const char *name, const char **out, const char *cmd) {
+    if (strcmp(argv[*i], name)) return 1;
+    if (*i + 1 >= argc) {
+        cli_usage(cmd, "%s needs a value", name);
+        return -1;
+    }
+    *out = argv[++*i];
+    return 0;
+}
+
+int opt_int(int argc, char **argv, int *i, const char *name, long lo, long hi, long *out, const char *cmd) {
+    const char *s;
+    int rc = opt_str(argc, argv, i, name, &s, cmd);
+    if (rc) return rc;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        cli_usage(cmd, "%s must be an integer in [%ld, %ld], not '%s'", name, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int opt_float(int argc, char **argv, int *i, const char *name, double lo, double hi, double *out, const char *cmd) {
+    const char *s;
+    int rc = opt_str(argc, argv, i, name, &s, cmd);
+    if (rc) return rc;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        cli_usage(cmd, "%s must be a number in [%g, %g], not '%s'", name, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int read_ids(const char *path, const st_tensor *t, case_input *c, modes_error *err) {
+    if ((t->dtype != ST_I64 && t->dtype != ST_I32) || !(t->ndim == 1 || (t->ndim == 2 && t->shape[0] == 1)))
+        return modes_fail(err, MODES_E_INPUT, "%s: 'input_ids' must be I64 or I32 of shape [T] or [1, T]", path);
+    if (t->numel < 1 || t->numel > (1 << 24))
+        return modes_fail(err, MODES_E_INPUT, "%s: 'input_ids' must hold 1 to 2^24 tokens", path);
+    if (!(c->ids = malloc((size_t)t->numel * sizeof *c->ids))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (int64_t i = 0; i < t->numel; i++) {
+        int64_t x;
+        if (t->dtype == ST_I64) memcpy(&x, (const char *)t->data + 8 * i, 8);
+        else {
+            int32_t y;
+            memcpy(&y, (const char *)t->data + 4 * i, 4);
+            x = y;
+        }
+        if (x < 0 || x > INT32_MAX)
+            return modes_fail(err, MODES_E_INPUT, "%s: input_ids[%lld] = %lld is not a token id", path, (long long)i,
+                              (long long)x);
+        c->ids[i] = (int32_t)x;
+    }
+    c->n = (int)t->numel;
+    return 0;
+}
+
+/* pixel_values rows are split among the images in order of image_grid_thw. */
+static int read_images(const char *path, const st_tensor *pv, const st_tensor *g, case_input *c, modes_error *err) {
+    if (pv->dtype != ST_F32 || pv->ndim != 2)
+        return modes_fail(err, MODES_E_INPUT, "%s: 'pixel_values' must be F32 [patches, row]", path);
+    if (!g || g->dtype != ST_I64 || g->ndim != 2 || g->shape[1] != 3 || g->shape[0] < 1 || g->shape[0] > 1024)
+        return modes_fail(err, MODES_E_INPUT, "%s: 'image_grid_thw' must be I64 [images, 3] beside pixel_values", path);
+    c->n_images = (int)g->shape[0];
+    c->images = calloc((size_t)c->n_images, sizeof *c->images);
+    c->pixels = malloc(pv->nbytes ? pv->nbytes : 1);
+    if (!c->images || !c->pixels) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    memcpy(c->pixels, pv->data, pv->nbytes);
+    int64_t at = 0;
+    for (int i = 0; i < c->n_images; i++) {
+        int64_t thw[3];
+        memcpy(thw, (const char *)g->data + 24 * i, 24);
+        if (thw[0] < 1 || thw[1] < 1 || thw[2] < 1 || thw[0] * thw[1] * thw[2] > pv->shape[0] - at)
+            return modes_fail(err, MODES_E_INPUT, "%s: image_grid_thw[%d] does not fit the %lld pixel_values rows", path,
+                              i, (long long)pv->shape[0]);
+        c->images[i] = (modes_image){c->pixels + at * pv->shape[1], (int)thw[0], (int)thw[1], (int)thw[2]};
+        at += thw[0] * thw[1] * thw[2];
+    }
+    if (at != pv->shape[0])
+        return modes_fail(err, MODES_E_INPUT, "%s: image_grid_thw covers %lld of %lld pixel_values rows", path,
+                          (long long)at, (long long)pv->shape[0]);
+    return 0;
+}
+
+int read_case(const char *path, case_input *c, modes_error *err) {
+    memset(c, 0, sizeof *c);
+    st_archive *a;
+    int rc = st_open(path, &a, err);
+    if (rc) return rc;
+    const st_tensor *t = st_find(a, "input_ids"), *pv = st_find(a, "pixel_values");
+    if (!t) rc = modes_fail(err, MODES_E_INPUT, "%s: no tensor 'input_ids'", path);
+    if (!rc) rc = read_ids(path, t, c, err);
+    if (!rc && pv) rc = read_images(path, pv, st_find(a, "image_grid_thw"), c, err);
+    st_close(a);
+    if (rc) case_input_free(c);
+    return rc;
+}
+
+void case_input_free(case_input *c) {
+    free(c->ids);
+    free(c->pixels);
+    free(c->images);
+    memset(c, 0, sizeof *c);
+}
+
+int stdout_is_terminal(void) { return isatty(STDOUT_FILENO); }

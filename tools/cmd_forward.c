@@ -1,0 +1,92 @@
+/* modes forward: one teacher-forced pass over a case file's input_ids, writing logits at every
+ * position and the intermediate taps under the reference's tensor names (fp32), so golden-file
+ * tests can compare everything the reference dumped. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+
+static const char *HELP =
+    "usage: modes forward -m DIR --input CASE.safetensors -o OUT.safetensors [-t THREADS]\n"
+    "  Runs one teacher-forced pass over input_ids and writes logits for every position plus the\n"
+    "  reference taps (text.layerN.in/attn_out/moe_out/out, router_topk_idx/weights, ...), fp32.\n";
+
+typedef struct {
+    st_writer *w;
+    int failed;
+    modes_error err;
+} collector;
+
+/* Integer taps (router choices) are written as I64, the reference's dtype. */
+static void collect(void *user, const char *name, int is_int, const void *data, int ndim, const int64_t *shape) {
+    collector *c = user;
+    if (c->failed) return;
+    if (!is_int) {
+        c->failed = st_writer_add(c->w, name, ST_F32, ndim, shape, data, &c->err) != 0;
+        return;
+    }
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    int64_t *wide = malloc((size_t)(n ? n : 1) * sizeof *wide);
+    if (!wide) {
+        c->failed = 1;
+        modes_fail(&c->err, MODES_E_INTERNAL, "out of memory");
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) wide[i] = ((const int32_t *)data)[i];
+    c->failed = st_writer_add(c->w, name, ST_I64, ndim, shape, wide, &c->err) != 0;
+    free(wide);
+}
+
+int cmd_forward(int argc, char **argv) {
+    const char *dir = NULL, *input = NULL, *out = NULL;
+    long threads = 0;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if ((r = opt_str(argc, argv, &i, "-m", &dir, "forward")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--input", &input, "forward")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-o", &out, "forward")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-t", 0, 1024, &threads, "forward")) <= 0) {
+            if (r < 0) return 1;
+            continue;
+        }
+        return cli_usage("forward", "unknown option '%s'", argv[i]);
+    }
+    if (!dir || !input || !out) return cli_usage("forward", "-m, --input and -o are required");
+
+    modes_error err = {0};
+    case_input in = {0};
+    modes_model *m = NULL;
+    modes_ctx *ctx = NULL;
+    float *logits = NULL;
+    collector col = {.w = st_writer_new()};
+    int rc = col.w ? 0 : modes_fail(&err, MODES_E_INTERNAL, "out of memory");
+    if (!rc) rc = read_case(input, &in, &err);
+    if (!rc) rc = modes_model_load(dir, &m, &err);
+    modes_ctx_params cp = {.n_ctx = in.n, .threads = (int)threads};
+    if (!rc) rc = modes_ctx_new(m, &cp, &ctx, &err);
+    if (!rc && !(logits = malloc((size_t)in.n * modes_model_vocab(m) * sizeof *logits)))
+        rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory for %d x %d logits", in.n, modes_model_vocab(m));
+    if (!rc) {
+        modes_ctx_set_tap(ctx, collect, &col);
+        rc = modes_eval_images(ctx, in.ids, in.n, in.images, in.n_images, logits, in.n, &err);
+        if (!rc && col.failed) {
+            err = col.err;
+            rc = err.code ? err.code : MODES_E_INTERNAL;
+        }
+    }
+    if (!rc) rc = st_writer_save(col.w, out, &err);
+    free(logits);
+    case_input_free(&in);
+    st_writer_free(col.w);
+    modes_ctx_free(ctx);
+    modes_model_free(m);
+    return rc ? cli_fail("forward", &err) : 0;
+}

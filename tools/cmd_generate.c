@@ -1,0 +1,86 @@
+/* modes generate: greedy continuation of a case file's input_ids through the KV cache (prefill, then
+ * one token per step), printing {"ids": [...]} with the new tokens. --step-logits writes the logits
+ * that chose each token, to check the decode path against the reference's step_logits. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+
+static const char *HELP =
+    "usage: modes generate -m DIR --input CASE.safetensors -n N [--stop] [--step-logits OUT.safetensors]\n"
+    "  Greedy continuation of input_ids; prints {\"ids\": [...]} (new tokens only). Generation runs N\n"
+    "  steps; with --stop it ends early at the model's end-of-turn ids.\n";
+
+int cmd_generate(int argc, char **argv) {
+    const char *dir = NULL, *input = NULL, *step_out = NULL;
+    long n_new = 16, threads = 0;
+    int stop = 0;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--stop")) {
+            stop = 1;
+            continue;
+        }
+        if ((r = opt_str(argc, argv, &i, "-m", &dir, "generate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--input", &input, "generate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--step-logits", &step_out, "generate")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-n", 0, 1 << 20, &n_new, "generate")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-t", 0, 1024, &threads, "generate")) <= 0) {
+            if (r < 0) return 1;
+            continue;
+        }
+        return cli_usage("generate", "unknown option '%s'", argv[i]);
+    }
+    if (!dir || !input) return cli_usage("generate", "-m and --input are required");
+
+    modes_error err = {0};
+    case_input in = {0};
+    int32_t *out = NULL;
+    int made = 0;
+    modes_model *m = NULL;
+    modes_ctx *ctx = NULL;
+    float *logits = NULL, *steps = NULL;
+    int rc = read_case(input, &in, &err);
+    if (!rc) rc = modes_model_load(dir, &m, &err);
+    const int V = m ? modes_model_vocab(m) : 0;
+    modes_ctx_params cp = {.n_ctx = in.n + (int)n_new, .threads = (int)threads};
+    if (!rc) rc = modes_ctx_new(m, &cp, &ctx, &err);
+    if (!rc && (!(logits = malloc((size_t)V * sizeof *logits)) || !(out = malloc(((size_t)n_new + 1) * sizeof *out)) ||
+                (step_out && !(steps = malloc(((size_t)n_new + 1) * V * sizeof *steps)))))
+        rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
+    if (!rc && n_new > 0) rc = modes_eval_images(ctx, in.ids, in.n, in.images, in.n_images, logits, 1, &err);
+    while (!rc && made < n_new) {
+        if (steps) memcpy(steps + (size_t)made * V, logits, (size_t)V * sizeof *logits);
+        int32_t next = modes_sample(logits, V, NULL, NULL);
+        out[made++] = next;
+        if ((stop && modes_model_is_stop(m, next)) || made == n_new) break;
+        rc = modes_eval(ctx, &next, 1, logits, 1, &err);
+    }
+    if (!rc && step_out) {
+        st_writer *w = st_writer_new();
+        const int64_t shape[2] = {made, V};
+        rc = w ? st_writer_add(w, "step_logits", ST_F32, 2, shape, steps, &err)
+               : modes_fail(&err, MODES_E_INTERNAL, "out of memory");
+        if (!rc) rc = st_writer_save(w, step_out, &err);
+        st_writer_free(w);
+    }
+    if (!rc) {
+        printf("{\"ids\": [");
+        for (int i = 0; i < made; i++) printf(i ? ", %d" : "%d", out[i]);
+        printf("]}\n");
+    }
+    case_input_free(&in);
+    free(out);
+    free(logits);
+    free(steps);
+    modes_ctx_free(ctx);
+    modes_model_free(m);
+    return rc ? cli_fail("generate", &err) : 0;
+}

@@ -1,0 +1,62 @@
+/* modes preprocess: one image -> pixel_values and image_grid_thw, as the reference processor makes
+ * them (spec/qwen3-vl-moe.md section 3), so preprocessing can be checked on its own. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "vision/preprocess.h"
+
+static const char *HELP =
+    "usage: modes preprocess [-m DIR] --image FILE -o OUT.safetensors\n"
+    "  Decodes FILE (PNG, JPEG or WebP), preprocesses it as the model's processor does and writes\n"
+    "  pixel_values [patches, 3 * temporal_patch * patch^2] F32 and image_grid_thw [1, 3] I64.\n"
+    "  -m DIR   model folder whose preprocessor_config.json is used (or that file itself); without\n"
+    "           it, or when the folder has none, the Qwen3-VL defaults apply.\n";
+
+static int write_patches(const pixel_patches *p, const char *path, modes_error *err) {
+    st_writer *w = st_writer_new();
+    if (!w) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    int64_t pv_shape[2] = {p->n_patches, p->row_len}, g_shape[2] = {1, 3};
+    int64_t grid[3] = {p->grid_t, p->grid_h, p->grid_w};
+    int rc = st_writer_add(w, "pixel_values", ST_F32, 2, pv_shape, p->values, err);
+    if (!rc) rc = st_writer_add(w, "image_grid_thw", ST_I64, 2, g_shape, grid, err);
+    if (!rc) rc = st_writer_save(w, path, err);
+    st_writer_free(w);
+    return rc;
+}
+
+int cmd_preprocess(int argc, char **argv) {
+    const char *dir = NULL, *image = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if ((r = opt_str(argc, argv, &i, "-m", &dir, "preprocess")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--image", &image, "preprocess")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-o", &out, "preprocess")) <= 0) {
+            if (r < 0) return 1;
+            continue;
+        }
+        return cli_usage("preprocess", "unknown option '%s'", argv[i]);
+    }
+    if (!image || !out) return cli_usage("preprocess", "--image and -o are required");
+
+    modes_error err = {0};
+    preproc_config cfg;
+    rgb_image img = {0};
+    pixel_patches p = {0};
+    int rc = 0;
+    if (dir) rc = preproc_config_load(dir, &cfg, &err);
+    else preproc_config_default(&cfg);
+    if (!rc) rc = image_load(image, 0, &img, &err);
+    if (!rc && (rc = preprocess_image(&cfg, &img, &p, &err))) modes_error_prefix(&err, "%s", image);
+    if (!rc) rc = write_patches(&p, out, &err);
+    pixel_patches_free(&p);
+    rgb_image_free(&img);
+    return rc ? cli_fail("preprocess", &err) : 0;
+}

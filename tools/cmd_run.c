@@ -1,0 +1,203 @@
+/* modes run: answer a prompt (optionally about images) with the model's chat template, streaming
+ * the answer as it is generated. --stats adds a line of speed and skip statistics; --json prints one
+ * JSON object instead of the streamed text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "text/tokenizer.h"
+
+static const char *HELP =
+    "usage: modes run -m DIR -p TEXT [--image FILE]... [--system TEXT] [-n MAX_NEW] [--temp T]\n"
+    "                 [--top-k K] [--top-p P] [--seed S] [-t THREADS] [--policy FILE | --skip SPEC]\n"
+    "                 [--stats] [--json]\n"
+    "  Answers TEXT (about the images, in order) with the model's chat template. Greedy unless --temp > 0.\n"
+    "  --skip SPEC: none, topk:K, naee:BETA, threshold:TAU, dmt:TT,TV, gmlg-threshold:TAU, modes:TT,TV\n"
+    "  (modes: and gmlg-threshold: take the alphas of --policy FILE).\n";
+
+#define MAX_IMAGES 64
+
+typedef struct {
+    const char *dir, *prompt, *system, *policy, *skip;
+    const char *images[MAX_IMAGES];
+    int n_images;
+    long n_new, threads, top_k, seed;
+    double temp, top_p;
+    int stats, json;
+} run_opts;
+
+static int parse(int argc, char **argv, run_opts *o) {
+    *o = (run_opts){.n_new = 256, .top_p = 1.0};
+    for (int i = 1; i < argc; i++) {
+        int r;
+        const char *img;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(HELP, stdout);
+            return 2;
+        }
+        if (!strcmp(argv[i], "--stats")) { o->stats = 1; continue; }
+        if (!strcmp(argv[i], "--json")) { o->json = 1; continue; }
+        if ((r = opt_str(argc, argv, &i, "--image", &img, "run")) == 0) {
+            if (o->n_images == MAX_IMAGES) return cli_usage("run", "at most %d images", MAX_IMAGES), -1;
+            o->images[o->n_images++] = img;
+            continue;
+        }
+        if (r < 0) return -1;
+        if ((r = opt_str(argc, argv, &i, "-m", &o->dir, "run")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-p", &o->prompt, "run")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--system", &o->system, "run")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--policy", &o->policy, "run")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--skip", &o->skip, "run")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-n", 0, 1 << 20, &o->n_new, "run")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-t", 0, 1024, &o->threads, "run")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "--top-k", 0, 1 << 24, &o->top_k, "run")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "--seed", 0, 0x7fffffffL, &o->seed, "run")) <= 0 ||
+            (r = opt_float(argc, argv, &i, "--temp", 0, 100, &o->temp, "run")) <= 0 ||
+            (r = opt_float(argc, argv, &i, "--top-p", 0, 1, &o->top_p, "run")) <= 0) {
+            if (r < 0) return -1;
+            continue;
+        }
+        return cli_usage("run", "unknown option '%s'", argv[i]), -1;
+    }
+    if (!o->dir || !o->prompt) return cli_usage("run", "-m DIR and -p TEXT are required"), -1;
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    int prompt_tokens, new_tokens;
+    double prefill_s, decode_s;
+} run_timing;
+
+static void print_stats(FILE *f, const modes_stats *s, const run_timing *t) {
+    const modes_skip_count *pre = s->phase[0], *dec = s->phase[1];
+    fprintf(f, "prompt %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s | skipped: prefill %.1f%% (text %.1f%%, "
+               "vision %.1f%%), decode %.1f%%\n",
+            t->prompt_tokens, t->prefill_s > 0 ? t->prompt_tokens / t->prefill_s : 0.0, t->new_tokens,
+            t->decode_s > 0 ? (t->new_tokens > 1 ? t->new_tokens - 1 : 0) / t->decode_s : 0.0,
+            100 * modes_skip_ratio(pre, 3), 100 * modes_skip_ratio(&pre[MODES_TOKEN_TEXT], 1),
+            100 * modes_skip_ratio(&pre[MODES_TOKEN_VISION], 1), 100 * modes_skip_ratio(dec, 3));
+}
+
+static void print_json(const strbuf *text, const int32_t *ids, int n, const modes_stats *s, const run_timing *t) {
+    strbuf j = {0};
+    sb_puts(&j, "{\"text\": ");
+    sb_json_string(&j, text->data ? text->data : "", text->len);
+    sb_puts(&j, ", \"ids\": [");
+    for (int i = 0; i < n; i++) sb_printf(&j, i ? ", %d" : "%d", ids[i]);
+    sb_printf(&j, "], \"prompt_tokens\": %d, \"new_tokens\": %d, \"prefill_s\": ", t->prompt_tokens, t->new_tokens);
+    sb_json_number(&j, t->prefill_s);
+    sb_puts(&j, ", \"decode_s\": ");
+    sb_json_number(&j, t->decode_s);
+    const char *keys[3] = {"skip_ratio", "skip_ratio_text", "skip_ratio_vision"};
+    const modes_skip_count *pre = s->phase[0];
+    modes_skip_count all[6];
+    memcpy(all, s->phase, sizeof all);
+    const double vals[3] = {modes_skip_ratio(all, 6), modes_skip_ratio(&pre[0], 1), modes_skip_ratio(&pre[1], 1)};
+    for (int k = 0; k < 3; k++) {
+        sb_printf(&j, ", \"%s\": ", keys[k]);
+        sb_json_number(&j, vals[k]);
+    }
+    sb_puts(&j, ", \"skip_ratio_decode\": ");
+    sb_json_number(&j, modes_skip_ratio(s->phase[1], 3));
+    sb_printf(&j, ", \"expert_bytes\": %llu}\n", (unsigned long long)s->expert_bytes);
+    if (!j.failed) fputs(j.data, stdout);
+    sb_free(&j);
+}
+
+static int load_policy(const modes_model *m, const run_opts *o, modes_policy **p, modes_error *err) {
+    *p = NULL;
+    modes_policy *file = NULL;
+    int rc = 0;
+    if (o->policy) rc = modes_policy_load(m, o->policy, &file, err);
+    if (!rc && o->skip) {
+        rc = modes_policy_from_spec(m, o->skip, file, p, err);
+        modes_policy_free(file);
+    } else {
+        *p = file;
+    }
+    return rc;
+}
+
+/* Prefill, then sample until a stop token or n_new tokens, streaming text unless --json. */
+static int generate(modes_ctx *ctx, const modes_model *m, const modes_prompt *pr, const run_opts *o, int32_t *out,
+                    int *made, strbuf *text, run_timing *t, modes_error *err) {
+    const int V = modes_model_vocab(m);
+    float *logits = malloc((size_t)V * sizeof *logits);
+    if (!logits) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    modes_sampling smp = {.temperature = (float)o->temp, .top_k = (int)o->top_k, .top_p = (float)o->top_p,
+                          .seed = (uint64_t)o->seed};
+    uint64_t rng = modes_rng_seed(smp.seed);
+    tok_stream st;
+    tok_stream_init(&st);
+    double t0 = now_s();
+    int rc = modes_eval_prompt(ctx, pr, logits, 1, err);
+    t->prefill_s = now_s() - t0;
+    t0 = now_s();
+    while (!rc && *made < o->n_new) {
+        const int32_t next = modes_sample(logits, V, &smp, &rng);
+        if (modes_model_is_stop(m, next)) break;
+        out[(*made)++] = next;
+        const size_t before = text->len;
+        rc = tok_stream_push(modes_model_tokenizer(m), &st, next, 1, text, err);
+        if (!rc && !o->json && text->len > before) {
+            fwrite(text->data + before, 1, text->len - before, stdout);
+            fflush(stdout);
+        }
+        if (!rc && *made < o->n_new) rc = modes_eval(ctx, &next, 1, logits, 1, err);
+    }
+    t->decode_s = now_s() - t0;
+    tok_stream_finish(&st, text);
+    t->new_tokens = *made;
+    free(logits);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o;
+    int pr_rc = parse(argc, argv, &o);
+    if (pr_rc) return pr_rc == 2 ? 0 : 1;
+    modes_error err = {0};
+    modes_model *m = NULL;
+    modes_ctx *ctx = NULL;
+    modes_prompt *prompt = NULL;
+    modes_policy *policy = NULL;
+    int32_t *out = NULL;
+    int made = 0, n = 0;
+    strbuf text = {0};
+    run_timing t = {0};
+    int rc = modes_model_load(o.dir, &m, &err);
+    if (!rc && !modes_model_tokenizer(m)) rc = modes_fail(&err, MODES_E_INPUT, "%s: no tokenizer.json", o.dir);
+    if (!rc) rc = load_policy(m, &o, &policy, &err);
+    if (!rc) rc = modes_prompt_new(m, o.system, o.prompt, o.images, o.n_images, NULL, &prompt, &err);
+    if (!rc) {
+        modes_prompt_ids(prompt, &n);
+        t.prompt_tokens = n;
+        modes_ctx_params cp = {.n_ctx = n + (int)o.n_new + 1, .threads = (int)o.threads};
+        rc = modes_ctx_new(m, &cp, &ctx, &err);
+    }
+    if (!rc && !(out = malloc(((size_t)o.n_new + 1) * sizeof *out))) rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
+    if (!rc) {
+        modes_ctx_set_policy(ctx, policy);
+        rc = generate(ctx, m, prompt, &o, out, &made, &text, &t, &err);
+    }
+    if (!rc && !o.json) fputc('\n', stdout);
+    if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t);
+    if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t);
+    sb_free(&text);
+    free(out);
+    modes_prompt_free(prompt);
+    modes_policy_free(policy);
+    modes_ctx_free(ctx);
+    modes_model_free(m);
+    return rc ? cli_fail("run", &err) : 0;
+}
