@@ -80,6 +80,10 @@ typedef struct {
  * with 3-D M-RoPE positions; later decode steps continue from the right position. */
 int modes_eval_images(modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images,
                       float *logits, int n_logits, modes_error *err);
+/* Decodes an image file and preprocesses it with the model's preprocessor_config.json, as the
+ * reference processor does; img->pixels is owned by the caller: free with modes_image_free. */
+int modes_image_load(const modes_model *m, const char *path, modes_image *img, modes_error *err);
+void modes_image_free(modes_image *img);
 /* Number of image tokens an image of this grid expands to, or -1 for an impossible grid. */
 int modes_image_tokens(const modes_model *m, const modes_image *img);
 

@@ -4,7 +4,10 @@
  * choices as identical sets; `modes generate` must reproduce the greedy continuations token for token
  * and the logits that chose each token within the same bound. Inputs are the stored input_ids and
  * pixel_values, so the model is tested apart from image preprocessing. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/json.h"
 #include "golden.h"
@@ -23,12 +26,13 @@ static void check_exact_i64(const st_archive *ref, const st_archive *got, const 
     CHECKF(bad == 0, "tensor %s: %lld values differ", name, (long long)bad);
 }
 
-static void test_forward(const char *tmp, const char *case_name) {
-    char cmd[4096], out[1024], ref_path[1024];
-    snprintf(out, sizeof out, "%s/%s_out.safetensors", tmp, case_name);
+/* model: the folder to run; image: a PNG to preprocess ourselves instead of the stored pixel_values. */
+static void test_forward(const char *tmp, const char *case_name, const char *model, const char *image) {
+    char cmd[4096], out[1024], ref_path[1024], extra[1100] = "";
+    snprintf(out, sizeof out, "%s/%s%s_out.safetensors", tmp, case_name, image ? "_png" : "");
     snprintf(ref_path, sizeof ref_path, "ref/qwen3vlmoe-tiny-a/%s.safetensors", case_name);
-    snprintf(cmd, sizeof cmd, "'%s' forward -m '%s' --input '%s' -o '%s'", bin(), shared_path("ref/qwen3vlmoe-tiny-a/model"),
-             shared_path(ref_path), out);
+    if (image) snprintf(extra, sizeof extra, " --image '%s'", image);
+    snprintf(cmd, sizeof cmd, "'%s' forward -m '%s' --input '%s' -o '%s'%s", bin(), model, shared_path(ref_path), out, extra);
     CHECKF(system(cmd) == 0, "command failed: %s", cmd);
     st_archive *ref = NULL, *got = NULL;
     modes_error err = {0};
@@ -53,7 +57,8 @@ static void test_forward(const char *tmp, const char *case_name) {
         else golden_check_f32(ref, got, name, 1e-4, 0, &worst);
     }
     CHECKF(compared >= 30, "only %d reference tensors compared", compared);
-    printf("forward %s: %d tensors compared, worst relative difference %.2g\n", case_name, compared, worst);
+    printf("forward %s%s: %d tensors compared, worst relative difference %.2g\n", case_name,
+           image ? " (from the PNG)" : "", compared, worst);
 done:
     st_close(ref);
     st_close(got);
@@ -105,9 +110,30 @@ static void test_generate(const char *tmp, const char *case_name) {
 int main(void) {
     char tmp[] = "/tmp/modes-golden-XXXXXX";
     if (!mkdtemp(tmp)) return 2;
-    test_forward(tmp, "text");
-    test_forward(tmp, "image_small");
-    test_forward(tmp, "image_default");
+    char model[1024], png[1024]; /* shared_path's buffers are reused: keep copies, absolute for symlinks */
+    if (!realpath(shared_path("ref/qwen3vlmoe-tiny-a/model"), model) ||
+        !realpath(shared_path("ref/qwen3vlmoe-tiny-a/image_64x96.png"), png))
+        return 2;
+    test_forward(tmp, "text", model, NULL);
+    test_forward(tmp, "image_small", model, NULL);
+    test_forward(tmp, "image_default", model, NULL);
+    /* The PNG through our own preprocessing. It reproduces the reference's pixel values exactly
+     * (test_preprocess), so the same tolerance holds. image_default uses the default processor
+     * settings (the model folder has no preprocessor_config.json); image_small needs the case's own
+     * (min_pixels 1024: no resize), given in a folder that links the model's files. */
+    test_forward(tmp, "image_default", model, png);
+    char small_model[1024], link[1200], target[1200];
+    snprintf(small_model, sizeof small_model, "%s/small_model", tmp);
+    mkdir(small_model, 0755);
+    const char *files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(link, sizeof link, "%s/%s", small_model, files[i]);
+        snprintf(target, sizeof target, "%s/%s", model, files[i]);
+        CHECK(symlink(target, link) == 0);
+    }
+    snprintf(link, sizeof link, "%s/preprocessor_config.json", small_model);
+    if (realpath(shared_path("ref/qwen3vlmoe-tiny-a/preprocessor_config.json"), target)) CHECK(symlink(target, link) == 0);
+    test_forward(tmp, "image_small", small_model, png);
     test_generate(tmp, "text");
     test_generate(tmp, "image_small");
     char cmd[256];

@@ -440,6 +440,10 @@ static void test_malformed(void) {
                       "empty added token", "content");
     expect_load_error(write_fixture("array.json", "[1, 2]"), "not an object", NULL);
     expect_load_error(write_fixture("empty.json", ""), "empty file", NULL);
+    /* Over the size limit: refused before reading (the file is sparse, so this costs nothing). */
+    const char *huge = write_fixture("huge.json", "{");
+    CHECK(truncate(huge, (off_t)TOK_MAX_FILE_BYTES + 1) == 0);
+    expect_load_error(huge, "file over the size limit", "limit");
 
     /* A folder without tokenizer.json names the path it looked for. */
     char sub[300];

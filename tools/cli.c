@@ -130,11 +130,53 @@ int read_case(const char *path, case_input *c, modes_error *err) {
     return rc;
 }
 
+int case_use_images(case_input *c, const modes_model *m, const char *const *paths, int n, modes_error *err) {
+    free(c->pixels);
+    free(c->images);
+    c->pixels = NULL;
+    c->n_images = 0;
+    if (!(c->images = calloc((size_t)(n ? n : 1), sizeof *c->images))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    c->owns_images = 1;
+    for (int i = 0; i < n; i++) {
+        int rc = modes_image_load(m, paths[i], &c->images[i], err);
+        if (rc) return rc;
+        c->n_images++;
+    }
+    return 0;
+}
+
 void case_input_free(case_input *c) {
     free(c->ids);
     free(c->pixels);
+    for (int i = 0; c->owns_images && i < c->n_images; i++) modes_image_free(&c->images[i]);
     free(c->images);
     memset(c, 0, sizeof *c);
 }
 
 int stdout_is_terminal(void) { return isatty(STDOUT_FILENO); }
+
+void cli_progress(void *user, const char *what, long done, long total) {
+    (void)user;
+    if (!isatty(STDERR_FILENO)) return;
+    if (total > 0) fprintf(stderr, "\r\033[K%s %ld/%ld (%.0f%%)", what, done, total, 100.0 * done / total);
+    else fprintf(stderr, "\r\033[K%s %ld", what, done);
+    fflush(stderr);
+}
+
+void cli_progress_end(void) {
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "\r\033[K");
+}
+
+int cli_load_policy(const modes_model *m, const char *policy_path, const char *skip_spec, modes_policy **p,
+                    modes_error *err) {
+    *p = NULL;
+    modes_policy *file = NULL;
+    int rc = policy_path ? modes_policy_load(m, policy_path, &file, err) : 0;
+    if (rc || !skip_spec) {
+        *p = file;
+        return rc;
+    }
+    rc = modes_policy_from_spec(m, skip_spec, file, p, err);
+    modes_policy_free(file);
+    return rc;
+}

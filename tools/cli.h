@@ -13,6 +13,8 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
+int cmd_search(int argc, char **argv);
 
 /* Prints "modes CMD: message" on stderr and returns the exit status for err->code. */
 int cli_fail(const char *cmd, const modes_error *err);
@@ -36,11 +38,23 @@ typedef struct {
     int n;
     float *pixels;
     int n_images;
-    modes_image *images; /* pointing into pixels */
+    modes_image *images; /* pointing into pixels, or owning their own with owns_images */
+    int owns_images;
 } case_input;
 int read_case(const char *path, case_input *c, modes_error *err);
+/* Replaces the case's images by image files preprocessed with the model's settings. */
+int case_use_images(case_input *c, const modes_model *m, const char *const *paths, int n, modes_error *err);
 void case_input_free(case_input *c);
 
 int stdout_is_terminal(void);
+
+/* --policy FILE and/or --skip SPEC (the spec takes the file's alphas); *p is NULL when neither. */
+int cli_load_policy(const modes_model *m, const char *policy_path, const char *skip_spec, modes_policy **p,
+                    modes_error *err);
+
+/* Progress on stderr for long work, only when stderr is a terminal (quiet in scripts and CI).
+ * total <= 0: an open-ended count. The user pointer is unused. */
+void cli_progress(void *user, const char *what, long done, long total);
+void cli_progress_end(void);
 
 #endif

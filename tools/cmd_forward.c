@@ -11,8 +11,10 @@
 
 static const char *HELP =
     "usage: modes forward -m DIR --input CASE.safetensors -o OUT.safetensors [-t THREADS]\n"
+    "                     [--policy FILE | --skip SPEC] [--image FILE]...\n"
     "  Runs one teacher-forced pass over input_ids and writes logits for every position plus the\n"
-    "  reference taps (text.layerN.in/attn_out/moe_out/out, router_topk_idx/weights, ...), fp32.\n";
+    "  reference taps (text.layerN.in/attn_out/moe_out/out, router_topk_idx/weights, ...), fp32.\n"
+    "  --image files replace the case's pixel_values: they are preprocessed with the model's settings.\n";
 
 typedef struct {
     st_writer *w;
@@ -42,6 +44,8 @@ static void collect(void *user, const char *name, int is_int, const void *data, 
 }
 
 int cmd_forward(int argc, char **argv) {
+    const char *policy_path = NULL, *skip = NULL, *images[64];
+    int n_images = 0;
     const char *dir = NULL, *input = NULL, *out = NULL;
     long threads = 0;
     for (int i = 1; i < argc; i++) {
@@ -50,7 +54,16 @@ int cmd_forward(int argc, char **argv) {
             fputs(HELP, stdout);
             return 0;
         }
+        const char *img;
+        if ((r = opt_str(argc, argv, &i, "--image", &img, "forward")) == 0) {
+            if (n_images == 64) return cli_usage("forward", "at most 64 images");
+            images[n_images++] = img;
+            continue;
+        }
+        if (r < 0) return 1;
         if ((r = opt_str(argc, argv, &i, "-m", &dir, "forward")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--policy", &policy_path, "forward")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--skip", &skip, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--input", &input, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "-o", &out, "forward")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-t", 0, 1024, &threads, "forward")) <= 0) {
@@ -69,9 +82,13 @@ int cmd_forward(int argc, char **argv) {
     collector col = {.w = st_writer_new()};
     int rc = col.w ? 0 : modes_fail(&err, MODES_E_INTERNAL, "out of memory");
     if (!rc) rc = read_case(input, &in, &err);
+    modes_policy *policy = NULL;
     if (!rc) rc = modes_model_load(dir, &m, &err);
+    if (!rc) rc = cli_load_policy(m, policy_path, skip, &policy, &err);
+    if (!rc && n_images) rc = case_use_images(&in, m, images, n_images, &err);
     modes_ctx_params cp = {.n_ctx = in.n, .threads = (int)threads};
     if (!rc) rc = modes_ctx_new(m, &cp, &ctx, &err);
+    if (!rc) modes_ctx_set_policy(ctx, policy);
     if (!rc && !(logits = malloc((size_t)in.n * modes_model_vocab(m) * sizeof *logits)))
         rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory for %d x %d logits", in.n, modes_model_vocab(m));
     if (!rc) {
@@ -87,6 +104,7 @@ int cmd_forward(int argc, char **argv) {
     case_input_free(&in);
     st_writer_free(col.w);
     modes_ctx_free(ctx);
+    modes_policy_free(policy);
     modes_model_free(m);
     return rc ? cli_fail("forward", &err) : 0;
 }

@@ -11,10 +11,13 @@
 
 static const char *HELP =
     "usage: modes generate -m DIR --input CASE.safetensors -n N [--stop] [--step-logits OUT.safetensors]\n"
+    "                      [--policy FILE | --skip SPEC] [--image FILE]...\n"
     "  Greedy continuation of input_ids; prints {\"ids\": [...]} (new tokens only). Generation runs N\n"
     "  steps; with --stop it ends early at the model's end-of-turn ids.\n";
 
 int cmd_generate(int argc, char **argv) {
+    const char *policy_path = NULL, *skip = NULL, *images[64];
+    int n_images = 0;
     const char *dir = NULL, *input = NULL, *step_out = NULL;
     long n_new = 16, threads = 0;
     int stop = 0;
@@ -28,7 +31,16 @@ int cmd_generate(int argc, char **argv) {
             stop = 1;
             continue;
         }
+        const char *img;
+        if ((r = opt_str(argc, argv, &i, "--image", &img, "generate")) == 0) {
+            if (n_images == 64) return cli_usage("generate", "at most 64 images");
+            images[n_images++] = img;
+            continue;
+        }
+        if (r < 0) return 1;
         if ((r = opt_str(argc, argv, &i, "-m", &dir, "generate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--policy", &policy_path, "generate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--skip", &skip, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--input", &input, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--step-logits", &step_out, "generate")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-n", 0, 1 << 20, &n_new, "generate")) <= 0 ||
@@ -48,10 +60,14 @@ int cmd_generate(int argc, char **argv) {
     modes_ctx *ctx = NULL;
     float *logits = NULL, *steps = NULL;
     int rc = read_case(input, &in, &err);
+    modes_policy *policy = NULL;
     if (!rc) rc = modes_model_load(dir, &m, &err);
+    if (!rc) rc = cli_load_policy(m, policy_path, skip, &policy, &err);
+    if (!rc && n_images) rc = case_use_images(&in, m, images, n_images, &err);
     const int V = m ? modes_model_vocab(m) : 0;
     modes_ctx_params cp = {.n_ctx = in.n + (int)n_new, .threads = (int)threads};
     if (!rc) rc = modes_ctx_new(m, &cp, &ctx, &err);
+    if (!rc) modes_ctx_set_policy(ctx, policy);
     if (!rc && (!(logits = malloc((size_t)V * sizeof *logits)) || !(out = malloc(((size_t)n_new + 1) * sizeof *out)) ||
                 (step_out && !(steps = malloc(((size_t)n_new + 1) * V * sizeof *steps)))))
         rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
@@ -81,6 +97,7 @@ int cmd_generate(int argc, char **argv) {
     free(logits);
     free(steps);
     modes_ctx_free(ctx);
+    modes_policy_free(policy);
     modes_model_free(m);
     return rc ? cli_fail("generate", &err) : 0;
 }

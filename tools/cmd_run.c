@@ -1,6 +1,7 @@
 /* modes run: answer a prompt (optionally about images) with the model's chat template, streaming
  * the answer as it is generated. --stats adds a line of speed and skip statistics; --json prints one
  * JSON object instead of the streamed text. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,20 +115,6 @@ static void print_json(const strbuf *text, const int32_t *ids, int n, const mode
     sb_free(&j);
 }
 
-static int load_policy(const modes_model *m, const run_opts *o, modes_policy **p, modes_error *err) {
-    *p = NULL;
-    modes_policy *file = NULL;
-    int rc = 0;
-    if (o->policy) rc = modes_policy_load(m, o->policy, &file, err);
-    if (!rc && o->skip) {
-        rc = modes_policy_from_spec(m, o->skip, file, p, err);
-        modes_policy_free(file);
-    } else {
-        *p = file;
-    }
-    return rc;
-}
-
 /* Prefill, then sample until a stop token or n_new tokens, streaming text unless --json. */
 static int generate(modes_ctx *ctx, const modes_model *m, const modes_prompt *pr, const run_opts *o, int32_t *out,
                     int *made, strbuf *text, run_timing *t, modes_error *err) {
@@ -143,8 +130,11 @@ static int generate(modes_ctx *ctx, const modes_model *m, const modes_prompt *pr
     int rc = modes_eval_prompt(ctx, pr, logits, 1, err);
     t->prefill_s = now_s() - t0;
     t0 = now_s();
+    /* Embedding rows past the tokenizer's ids (padding to a round size) can never be printed. */
+    const int usable = (int)tok_vocab_size(modes_model_tokenizer(m)) < V ? (int)tok_vocab_size(modes_model_tokenizer(m)) : V;
     while (!rc && *made < o->n_new) {
-        const int32_t next = modes_sample(logits, V, &smp, &rng);
+        for (int v = usable; v < V; v++) logits[v] = -INFINITY;
+        const int32_t next = modes_sample(logits, usable, &smp, &rng);
         if (modes_model_is_stop(m, next)) break;
         out[(*made)++] = next;
         const size_t before = text->len;
@@ -177,7 +167,7 @@ int cmd_run(int argc, char **argv) {
     run_timing t = {0};
     int rc = modes_model_load(o.dir, &m, &err);
     if (!rc && !modes_model_tokenizer(m)) rc = modes_fail(&err, MODES_E_INPUT, "%s: no tokenizer.json", o.dir);
-    if (!rc) rc = load_policy(m, &o, &policy, &err);
+    if (!rc) rc = cli_load_policy(m, o.policy, o.skip, &policy, &err);
     if (!rc) rc = modes_prompt_new(m, o.system, o.prompt, o.images, o.n_images, NULL, &prompt, &err);
     if (!rc) {
         modes_prompt_ids(prompt, &n);

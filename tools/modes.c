@@ -10,6 +10,8 @@ static const struct {
     const char *help;
 } commands[] = {
     {"run", cmd_run, "answer a prompt with the chat template (streaming)"},
+    {"calibrate", cmd_calibrate, "layer importances (alpha) from a calibration set -> policy file"},
+    {"search", cmd_search, "thresholds for a target skip ratio (frontier search) -> policy file"},
     {"forward", cmd_forward, "one teacher-forced pass; write logits and taps to safetensors"},
     {"generate", cmd_generate, "greedy continuation of input_ids through the KV cache"},
     {"tokenize", cmd_tokenize, "JSON Lines {\"text\"} on stdin -> {\"ids\"} on stdout"},

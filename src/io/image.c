@@ -150,8 +150,20 @@ static int png_decode_body(png_state *st) {
     return 0;
 }
 
+/* The size in the IHDR chunk, which the PNG specification puts first. It is checked here, before
+ * libpng runs at all: libpng reads on to the first IDAT before reporting the header, and a file
+ * could fail there for another reason and hide that it asked for too many pixels. */
+static int png_precheck(const unsigned char *d, size_t len, const char *what, int64_t max_pixels, modes_error *err) {
+    if (len < 24 || memcmp(d + 12, "IHDR", 4)) return 0; /* libpng reports what is wrong */
+    long long w = (long long)d[16] << 24 | d[17] << 16 | d[18] << 8 | d[19];
+    long long h = (long long)d[20] << 24 | d[21] << 16 | d[22] << 8 | d[23];
+    return check_size(what, "PNG", w, h, max_pixels, err);
+}
+
 static int decode_png(const unsigned char *data, size_t len, const char *what, int64_t max_pixels, rgb_image *out,
                       modes_error *err) {
+    int pre = png_precheck(data, len, what, max_pixels, err);
+    if (pre) return pre;
     png_state st = {.data = data, .len = len, .what = what, .max_pixels = max_pixels, .out = out, .err = err};
     st.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st, png_on_error, png_on_warning);
     if (st.png) st.info = png_create_info_struct(st.png);

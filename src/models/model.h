@@ -81,6 +81,8 @@ int model_prepare(modes_ctx *c, const int32_t *ids, int n, const modes_image *im
 int model_run_prepared(modes_ctx *c, const prepared_input *in, int start_layer, const float *start_x, float **capture,
                        float *logits, int n_logits, modes_error *err);
 void prepared_free(prepared_input *in);
+/* model_prepare over a prompt's ids and images (prompt.c). */
+int prompt_prepare(modes_ctx *c, const modes_prompt *p, prepared_input *out, modes_error *err);
 
 /* Binds and validates every tensor of the checkpoint against the config. */
 int qwen3vl_bind_weights(modes_model *m, modes_error *err);

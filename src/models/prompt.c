@@ -36,6 +36,37 @@ int modes_eval_prompt(modes_ctx *c, const modes_prompt *p, float *logits, int n_
     return modes_eval_images(c, p->ids, p->n, p->images, p->n_images, logits, n_logits, err);
 }
 
+int prompt_prepare(modes_ctx *c, const modes_prompt *p, prepared_input *out, modes_error *err) {
+    return model_prepare(c, p->ids, p->n, p->images, p->n_images, out, err);
+}
+
+static int preprocess_file(const modes_model *m, const char *path, pixel_patches *out, modes_error *err) {
+    if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
+    rgb_image img;
+    /* The decode budget allows images well above max_pixels: they are resized down, not refused. */
+    int rc = image_load(path, m->preproc.max_pixels * 4, &img, err);
+    if (!rc) {
+        rc = preprocess_image(&m->preproc, &img, out, err);
+        if (rc) modes_error_prefix(err, "%s", path);
+    }
+    rgb_image_free(&img);
+    return rc;
+}
+
+int modes_image_load(const modes_model *m, const char *path, modes_image *img, modes_error *err) {
+    memset(img, 0, sizeof *img);
+    pixel_patches pp;
+    int rc = preprocess_file(m, path, &pp, err);
+    if (rc) return rc;
+    *img = (modes_image){pp.values, pp.grid_t, pp.grid_h, pp.grid_w};
+    return 0;
+}
+
+void modes_image_free(modes_image *img) {
+    free((void *)img->pixels);
+    img->pixels = NULL;
+}
+
 static int load_images(const modes_model *m, const char *const *paths, modes_prompt *p, modes_error *err) {
     if (!p->n_images) return 0;
     if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
@@ -43,13 +74,7 @@ static int load_images(const modes_model *m, const char *const *paths, modes_pro
     p->images = calloc((size_t)p->n_images, sizeof *p->images);
     if (!p->patches || !p->images) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     for (int i = 0; i < p->n_images; i++) {
-        rgb_image img;
-        int rc = image_load(paths[i], m->preproc.max_pixels * 4, &img, err);
-        if (!rc) {
-            rc = preprocess_image(&m->preproc, &img, &p->patches[i], err);
-            if (rc) modes_error_prefix(err, "%s", paths[i]);
-        }
-        rgb_image_free(&img);
+        int rc = preprocess_file(m, paths[i], &p->patches[i], err);
         if (rc) return rc;
         const pixel_patches *pp = &p->patches[i];
         p->images[i] = (modes_image){pp->values, pp->grid_t, pp->grid_h, pp->grid_w};

@@ -49,6 +49,31 @@ int policy_from_spec(const char *spec, const modes_policy *alphas, int n_layers,
 /* Reads a policy JSON file (section 9); n_layers and config_sha256 must match the model. */
 int policy_load(const char *path, int n_layers, const char *config_sha256_hex, modes_policy **out, modes_error *err);
 modes_policy *policy_new(skip_method method, int n_layers);
+
+/* Provenance written beside the policy (section 9); negative numbers and NULL strings are left out. */
+typedef struct {
+    double q, p, tau_t, tau_v, f, g;
+} search_point;
+
+typedef struct {
+    const char *architecture, *config_sha256;
+    int moe_layers, experts, top_k;
+    double target_skip;
+    int has_achieved;
+    double skip, skip_text, skip_vision, kl;
+    long long tokens;
+    const char *data, *removal, *granularity;
+    int examples;
+    long long answer_tokens;
+    int grid, real_passes;
+    double cap_t, cap_v;
+    const search_point *trace;
+    int n_trace;
+    const char *search_mode; /* frontier | exhaustive | frozen | bisection */
+} policy_meta;
+
+/* Writes the policy JSON atomically (a temporary file renamed over path). */
+int policy_save(const char *path, const modes_policy *p, const policy_meta *meta, modes_error *err);
 const char *policy_method_name(skip_method m);
 
 #endif

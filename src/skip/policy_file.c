@@ -143,3 +143,105 @@ int policy_load(const char *path, int n_layers, const char *config_sha256_hex, m
     free(text);
     return rc;
 }
+
+static void put_floats(strbuf *sb, const float *v, int n) {
+    sb_puts(sb, "[");
+    for (int i = 0; i < n; i++) {
+        if (i) sb_puts(sb, ", ");
+        sb_json_number(sb, v[i]);
+    }
+    sb_puts(sb, "]");
+}
+
+static void put_key_num(strbuf *sb, const char *key, double v) {
+    sb_printf(sb, "\"%s\": ", key);
+    sb_json_number(sb, v);
+}
+
+static void put_key_str(strbuf *sb, const char *key, const char *v) {
+    sb_printf(sb, "\"%s\": ", key);
+    sb_json_string(sb, v, strlen(v));
+}
+
+static void put_method_fields(strbuf *sb, const modes_policy *p) {
+    const int L = p->n_layers;
+    if (L > 0) {
+        sb_puts(sb, ",\n  \"alpha\": {\"text\": ");
+        put_floats(sb, p->alpha[0], L);
+        sb_puts(sb, ", \"vision\": ");
+        put_floats(sb, p->alpha[1], L);
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, ",\n  \"tau\": {");
+    put_key_num(sb, "text", p->tau[0]);
+    sb_puts(sb, ", ");
+    put_key_num(sb, "vision", p->tau[1]);
+    sb_puts(sb, "}");
+    if (p->method == SKIP_TOPK) sb_printf(sb, ",\n  \"k\": {\"text\": %d, \"vision\": %d}", p->k[0], p->k[1]);
+    if (p->method == SKIP_NAEE && L > 0) {
+        sb_puts(sb, ",\n  \"beta\": ");
+        put_floats(sb, p->beta, L);
+    }
+}
+
+static void put_meta(strbuf *sb, const policy_meta *m) {
+    if (m->target_skip >= 0) {
+        sb_puts(sb, ",\n  ");
+        put_key_num(sb, "target_skip", m->target_skip);
+    }
+    if (m->has_achieved) {
+        sb_puts(sb, ",\n  \"achieved\": {");
+        put_key_num(sb, "skip", m->skip);
+        sb_puts(sb, ", ");
+        put_key_num(sb, "skip_text", m->skip_text);
+        sb_puts(sb, ", ");
+        put_key_num(sb, "skip_vision", m->skip_vision);
+        sb_puts(sb, ", ");
+        put_key_num(sb, "kl", m->kl);
+        sb_printf(sb, ", \"tokens\": %lld}", m->tokens);
+    }
+    if (m->data) {
+        sb_puts(sb, ",\n  \"calibration\": {");
+        put_key_str(sb, "data", m->data);
+        sb_printf(sb, ", \"examples\": %d, \"answer_tokens\": %lld", m->examples, m->answer_tokens);
+        if (m->removal) sb_puts(sb, ", "), put_key_str(sb, "removal", m->removal);
+        if (m->granularity) sb_puts(sb, ", "), put_key_str(sb, "granularity", m->granularity);
+        sb_puts(sb, "}");
+    }
+    if (m->grid > 0) {
+        sb_printf(sb, ",\n  \"search\": {\"grid\": %d, \"caps\": {", m->grid);
+        put_key_num(sb, "text", m->cap_t);
+        sb_puts(sb, ", ");
+        put_key_num(sb, "vision", m->cap_v);
+        sb_printf(sb, "}, \"real_passes\": %d", m->real_passes);
+        if (m->search_mode) sb_puts(sb, ", "), put_key_str(sb, "mode", m->search_mode);
+        sb_puts(sb, ",\n    \"trace\": [");
+        for (int i = 0; i < m->n_trace; i++) {
+            const search_point *t = &m->trace[i];
+            const double v[6] = {t->q, t->p, t->tau_t, t->tau_v, t->f, t->g};
+            sb_puts(sb, i ? ",\n      [" : "\n      [");
+            for (int k = 0; k < 6; k++) {
+                if (k) sb_puts(sb, ", ");
+                sb_json_number(sb, v[k]);
+            }
+            sb_puts(sb, "]");
+        }
+        sb_puts(sb, "]}");
+    }
+}
+
+int policy_save(const char *path, const modes_policy *p, const policy_meta *meta, modes_error *err) {
+    strbuf sb = {0};
+    sb_puts(&sb, "{\n  \"format\": \"modes-policy\", \"version\": 1,\n  \"model\": {");
+    put_key_str(&sb, "architecture", meta->architecture ? meta->architecture : "qwen3_vl_moe");
+    sb_printf(&sb, ", \"moe_layers\": %d, \"experts\": %d, \"top_k\": %d", p->n_layers, meta->experts, meta->top_k);
+    if (meta->config_sha256) sb_puts(&sb, ", "), put_key_str(&sb, "config_sha256", meta->config_sha256);
+    sb_puts(&sb, "},\n  ");
+    put_key_str(&sb, "method", policy_method_name(p->method));
+    put_method_fields(&sb, p);
+    put_meta(&sb, meta);
+    sb_printf(&sb, ",\n  \"created_by\": \"modes %s\"\n}\n", MODES_VERSION);
+    int rc = sb.failed ? modes_fail(err, MODES_E_INTERNAL, "out of memory") : write_file_atomic(path, sb.data, sb.len, err);
+    sb_free(&sb);
+    return rc;
+}

@@ -499,7 +499,8 @@ static int load_vocab(loader *L, const json_node *vocab) {
         if (k->n > TOK_MAX_TOKEN_BYTES)
             return modes_fail(L->err, MODES_E_INPUT, "%s: model.vocab entry %d is longer than %zu bytes", L->what, id,
                               TOK_MAX_TOKEN_BYTES);
-        if (k->n == 0) return modes_fail(L->err, MODES_E_INPUT, "%s: model.vocab has an empty string (id %d)", L->what, id);
+        if (k->n == 0)
+            return modes_fail(L->err, MODES_E_INPUT, "%s: model.vocab has an empty string (id %d)", L->what, id);
         tok_entry *e = &t->ent[id];
         if (pool_add(L, k->u.str, k->n, &e->piece_off)) return MODES_E_INTERNAL;
         e->piece_len = (uint32_t)k->n;
@@ -653,7 +654,9 @@ static int load_merges(loader *L, const json_node *merges) {
     return 0;
 }
 
-static int is_empty_str(const json_node *v) { return !v || v->type == JSON_NULL || (v->type == JSON_STRING && v->n == 0); }
+static int is_empty_str(const json_node *v) {
+    return !v || v->type == JSON_NULL || (v->type == JSON_STRING && v->n == 0);
+}
 
 static int load_model(loader *L, const json_node *root) {
     modes_tokenizer *t = L->t;
@@ -661,9 +664,8 @@ static int load_model(loader *L, const json_node *root) {
     if (!m || m->type != JSON_OBJECT) return modes_fail(L->err, MODES_E_INPUT, "%s: no \"model\" object", L->what);
     const json_node *type = json_get(m, "type");
     if (type && !(type->type == JSON_STRING && !strcmp(type->u.str, "BPE")))
-        return modes_fail(L->err, MODES_E_INPUT, "%s: model type %s%.*s%s is not supported (only BPE)", L->what,
-                          type->type == JSON_STRING ? "\"" : "", type->type == JSON_STRING ? (int)type->n : 0,
-                          type->type == JSON_STRING ? type->u.str : "", type->type == JSON_STRING ? "\"" : "a non-string");
+        return modes_fail(L->err, MODES_E_INPUT, "%s: model type \"%s\" is not supported (only BPE)", L->what,
+                          type->type == JSON_STRING ? type->u.str : json_type_name(type->type));
     const json_node *vocab = json_get(m, "vocab");
     if (!vocab || vocab->type != JSON_OBJECT)
         return modes_fail(L->err, MODES_E_INPUT, "%s: model.vocab is missing or not an object", L->what);
@@ -760,7 +762,9 @@ static int load_split(loader *L, const json_node *n) {
     int rc;
     if (rx && rx->type == JSON_STRING) rc = compile_regex(L->what, rx->u.str, rx->n, &s.re, L->err);
     else if (str && str->type == JSON_STRING) rc = compile_literal(L->what, str->u.str, str->n, &s.re, L->err);
-    else return modes_fail(L->err, MODES_E_INPUT, "%s: Split pre_tokenizer needs pattern {\"Regex\": ...} or {\"String\": ...}", L->what);
+    else
+        return modes_fail(L->err, MODES_E_INPUT, "%s: Split pre_tokenizer needs pattern {\"Regex\": ...} or {\"String\": ...}",
+                          L->what);
     return rc ? rc : add_step(L, s);
 }
 
@@ -1007,7 +1011,9 @@ typedef struct {
     pcre2_match_data *md;
 } encoder;
 
-static int oom(encoder *e) { return modes_fail(e->err, MODES_E_INTERNAL, "%s: out of memory while encoding", e->t->path); }
+static int oom(encoder *e) {
+    return modes_fail(e->err, MODES_E_INTERNAL, "%s: out of memory while encoding", e->t->path);
+}
 
 static int emit(encoder *e, int32_t id) {
     if (grow((void **)&e->ids, &e->cap, e->n + 1, sizeof *e->ids)) return oom(e);

@@ -1,0 +1,71 @@
+/* modes calibrate: the layer importances alpha of GMLG (spec/modes-method.md section 2), written as a
+ * policy file (method modes, thresholds 0 until `modes search` sets them). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/sha256.h"
+#include "eval/data.h"
+#include "skip/calibrate.h"
+
+static const char *HELP =
+    "usage: modes calibrate -m DIR --data FILE.jsonl -o POLICY.json [--limit N]\n"
+    "                       [--alpha-granularity layer|layer-modality] [--removal zero|identity]\n"
+    "  For every MoE layer (and modality), the mean KL divergence of the answer tokens' distribution when\n"
+    "  that layer's routed experts are removed; normalised over layers into the policy's alphas.\n";
+
+int cmd_calibrate(int argc, char **argv) {
+    const char *dir = NULL, *data = NULL, *out = NULL, *gran = "layer-modality", *removal = "zero";
+    long limit = 0;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if ((r = opt_str(argc, argv, &i, "-m", &dir, "calibrate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--data", &data, "calibrate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-o", &out, "calibrate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--alpha-granularity", &gran, "calibrate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--removal", &removal, "calibrate")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "--limit", 0, 1 << 30, &limit, "calibrate")) <= 0) {
+            if (r < 0) return 1;
+            continue;
+        }
+        return cli_usage("calibrate", "unknown option '%s'", argv[i]);
+    }
+    if (!dir || !data || !out) return cli_usage("calibrate", "-m, --data and -o are required");
+    if (strcmp(gran, "layer") && strcmp(gran, "layer-modality"))
+        return cli_usage("calibrate", "--alpha-granularity must be layer or layer-modality");
+    if (strcmp(removal, "zero") && strcmp(removal, "identity"))
+        return cli_usage("calibrate", "--removal must be zero or identity");
+
+    modes_error err = {0};
+    modes_model *m = NULL;
+    data_set d = {0};
+    calib_session s = {0};
+    modes_policy *p = NULL;
+    int rc = modes_model_load(dir, &m, &err);
+    if (!rc) rc = data_load(data, (int)limit, &d, &err);
+    if (!rc) rc = calib_session_open(m, &d, cli_progress, NULL, &s, &err);
+    if (!rc && !(p = policy_new(SKIP_MODES, m->n_moe_layers))) rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
+    calib_options o = {.per_modality = !strcmp(gran, "layer-modality"), .identity = !strcmp(removal, "identity")};
+    if (!rc) rc = calibrate_alpha(&s, &o, p, NULL, &err);
+    cli_progress_end();
+    if (!rc) {
+        char hex[65];
+        sha256_hex(m->cfg.sha256, hex);
+        policy_meta meta = {.config_sha256 = hex, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
+                            .target_skip = -1, .data = data, .examples = d.n, .answer_tokens = s.answer_tokens,
+                            .removal = removal, .granularity = gran};
+        rc = policy_save(out, p, &meta, &err);
+    }
+    if (!rc) fprintf(stderr, "calibrate: %d examples, %lld answer tokens, %d MoE layers -> %s\n", d.n, s.answer_tokens,
+                     m->n_moe_layers, out);
+    modes_policy_free(p);
+    calib_session_close(&s);
+    data_free(&d);
+    modes_model_free(m);
+    return rc ? cli_fail("calibrate", &err) : 0;
+}

@@ -1,0 +1,105 @@
+/* modes search: thresholds for a target skip ratio on calibration data (spec/modes-method.md
+ * section 5), written as a policy file with the search trace. --method picks the baselines' single
+ * parameter instead, for the same target, so methods are compared at equal skip ratios. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/sha256.h"
+#include "eval/data.h"
+#include "skip/tune.h"
+
+static const char *HELP =
+    "usage: modes search -m DIR --data FILE.jsonl --policy POLICY.json --target RHO -o POLICY.json\n"
+    "                    [--grid D] [--cap-text X] [--cap-vision Y] [--limit N] [--exhaustive] [--frozen]\n"
+    "                    [--method modes|dmt|threshold|gmlg-threshold|naee]\n"
+    "  Finds (tau_text, tau_vision) with skip ratio >= RHO and the smallest KL on the calibration answers,\n"
+    "  by the frontier search over a D x D grid (default 100; caps 0.71 and 0.60, the authors').\n"
+    "  --exhaustive evaluates the whole grid; --frozen estimates the skip ratio from one unskipped pass and\n"
+    "  runs real passes only on the frontier. --policy supplies the alphas from modes calibrate.\n";
+
+static int parse_method(const char *s, skip_method *m) {
+    static const struct { const char *n; skip_method m; } t[] = {
+        {"modes", SKIP_MODES}, {"dmt", SKIP_DMT}, {"threshold", SKIP_THRESHOLD},
+        {"gmlg-threshold", SKIP_THRESHOLD_GMLG}, {"naee", SKIP_NAEE}};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (!strcmp(s, t[i].n)) {
+            *m = t[i].m;
+            return 0;
+        }
+    return -1;
+}
+
+int cmd_search(int argc, char **argv) {
+    const char *dir = NULL, *data = NULL, *out = NULL, *policy = NULL, *method = "modes";
+    long grid = 100, limit = 0;
+    double target = -1, cap_t = 0.71, cap_v = 0.60;
+    int exhaustive = 0, frozen = 0;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--exhaustive")) { exhaustive = 1; continue; }
+        if (!strcmp(argv[i], "--frozen")) { frozen = 1; continue; }
+        if ((r = opt_str(argc, argv, &i, "-m", &dir, "search")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--data", &data, "search")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-o", &out, "search")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--policy", &policy, "search")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--method", &method, "search")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "--grid", 2, 4096, &grid, "search")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "--limit", 0, 1 << 30, &limit, "search")) <= 0 ||
+            (r = opt_float(argc, argv, &i, "--target", 0, 1, &target, "search")) <= 0 ||
+            (r = opt_float(argc, argv, &i, "--cap-text", 0, 10, &cap_t, "search")) <= 0 ||
+            (r = opt_float(argc, argv, &i, "--cap-vision", 0, 10, &cap_v, "search")) <= 0) {
+            if (r < 0) return 1;
+            continue;
+        }
+        return cli_usage("search", "unknown option '%s'", argv[i]);
+    }
+    tune_options o = {.grid = (int)grid, .cap = {cap_t, cap_v}, .target = target, .exhaustive = exhaustive,
+                      .frozen = frozen};
+    if (!dir || !data || !out || target < 0) return cli_usage("search", "-m, --data, --target and -o are required");
+    if (parse_method(method, &o.method)) return cli_usage("search", "--method must be modes, dmt, threshold, gmlg-threshold or naee");
+    if ((o.method == SKIP_MODES || o.method == SKIP_THRESHOLD_GMLG) && !policy)
+        return cli_usage("search", "--method %s needs --policy FILE with the alphas from modes calibrate", method);
+
+    modes_error err = {0};
+    modes_model *m = NULL;
+    modes_policy *alphas = NULL;
+    data_set d = {0};
+    calib_session s = {0};
+    tune_result res = {0};
+    int rc = modes_model_load(dir, &m, &err);
+    if (!rc && policy) rc = modes_policy_load(m, policy, &alphas, &err);
+    if (!rc) rc = data_load(data, (int)limit, &d, &err);
+    if (!rc) rc = calib_session_open(m, &d, cli_progress, NULL, &s, &err);
+    if (!rc) rc = tune_policy(&s, alphas, &o, &res, &err);
+    cli_progress_end();
+    if (!rc) {
+        char hex[65];
+        sha256_hex(m->cfg.sha256, hex);
+        policy_meta meta = {.config_sha256 = hex, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
+                            .target_skip = target, .has_achieved = 1, .skip = res.skip, .skip_text = res.skip_text,
+                            .skip_vision = res.skip_vision, .kl = res.kl, .tokens = res.tokens, .data = data,
+                            .examples = d.n, .answer_tokens = s.answer_tokens, .grid = (int)grid, .cap_t = cap_t,
+                            .cap_v = cap_v, .real_passes = res.real_passes, .trace = res.trace, .n_trace = res.n_trace,
+                            .search_mode = o.method == SKIP_MODES || o.method == SKIP_DMT
+                                               ? (frozen ? "frozen" : exhaustive ? "exhaustive" : "frontier")
+                                               : "bisection"};
+        rc = policy_save(out, res.policy, &meta, &err);
+    }
+    if (!rc)
+        fprintf(stderr, "search: %s tau (%.5g, %.5g) beta %.3g: skip %.3f (text %.3f, vision %.3f), KL %.4g, %d real passes -> %s\n",
+                method, res.policy->tau[0], res.policy->tau[1], res.policy->beta ? res.policy->beta[0] : 0.0, res.skip,
+                res.skip_text, res.skip_vision, res.kl, res.real_passes, out);
+    tune_result_free(&res);
+    modes_policy_free(alphas);
+    calib_session_close(&s);
+    data_free(&d);
+    modes_model_free(m);
+    return rc ? cli_fail("search", &err) : 0;
+}
