@@ -155,6 +155,15 @@ typedef struct {
 uint64_t modes_rng_seed(uint64_t seed);
 int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state);
 
+/* Evaluates the prompt, then generates up to max_new tokens (sampling s, NULL: greedy) until a stop
+ * id, which is not included. Ids the tokenizer cannot print are never chosen. on_token, when set,
+ * sees each new id as it is chosen (streaming). out holds max_new ids; *n_out gets the count.
+ * Prefill and decode times in seconds go to the optional times[2]. */
+typedef void (*modes_token_fn)(void *user, int32_t id);
+int modes_generate(modes_ctx *c, const modes_prompt *p, int max_new, const modes_sampling *s, modes_token_fn on_token,
+                   void *user, int32_t *out, int *n_out, double *times, modes_error *err);
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,11 +1,9 @@
 /* modes run: answer a prompt (optionally about images) with the model's chat template, streaming
  * the answer as it is generated. --stats adds a line of speed and skip statistics; --json prints one
  * JSON object instead of the streamed text. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "core/error.h"
@@ -68,12 +66,6 @@ static int parse(int argc, char **argv, run_opts *o) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 typedef struct {
     int prompt_tokens, new_tokens;
     double prefill_s, decode_s;
@@ -115,40 +107,44 @@ static void print_json(const strbuf *text, const int32_t *ids, int n, const mode
     sb_free(&j);
 }
 
+typedef struct {
+    const modes_tokenizer *tok;
+    tok_stream st;
+    strbuf *text;
+    int print, failed;
+    modes_error err;
+} streamer;
+
+static void on_token(void *user, int32_t id) {
+    streamer *s = user;
+    const size_t before = s->text->len;
+    if (s->failed || tok_stream_push(s->tok, &s->st, id, 1, s->text, &s->err)) {
+        s->failed = 1;
+        return;
+    }
+    if (s->print && s->text->len > before) {
+        fwrite(s->text->data + before, 1, s->text->len - before, stdout);
+        fflush(stdout);
+    }
+}
+
 /* Prefill, then sample until a stop token or n_new tokens, streaming text unless --json. */
 static int generate(modes_ctx *ctx, const modes_model *m, const modes_prompt *pr, const run_opts *o, int32_t *out,
                     int *made, strbuf *text, run_timing *t, modes_error *err) {
-    const int V = modes_model_vocab(m);
-    float *logits = malloc((size_t)V * sizeof *logits);
-    if (!logits) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     modes_sampling smp = {.temperature = (float)o->temp, .top_k = (int)o->top_k, .top_p = (float)o->top_p,
                           .seed = (uint64_t)o->seed};
-    uint64_t rng = modes_rng_seed(smp.seed);
-    tok_stream st;
-    tok_stream_init(&st);
-    double t0 = now_s();
-    int rc = modes_eval_prompt(ctx, pr, logits, 1, err);
-    t->prefill_s = now_s() - t0;
-    t0 = now_s();
-    /* Embedding rows past the tokenizer's ids (padding to a round size) can never be printed. */
-    const int usable = (int)tok_vocab_size(modes_model_tokenizer(m)) < V ? (int)tok_vocab_size(modes_model_tokenizer(m)) : V;
-    while (!rc && *made < o->n_new) {
-        for (int v = usable; v < V; v++) logits[v] = -INFINITY;
-        const int32_t next = modes_sample(logits, usable, &smp, &rng);
-        if (modes_model_is_stop(m, next)) break;
-        out[(*made)++] = next;
-        const size_t before = text->len;
-        rc = tok_stream_push(modes_model_tokenizer(m), &st, next, 1, text, err);
-        if (!rc && !o->json && text->len > before) {
-            fwrite(text->data + before, 1, text->len - before, stdout);
-            fflush(stdout);
-        }
-        if (!rc && *made < o->n_new) rc = modes_eval(ctx, &next, 1, logits, 1, err);
+    streamer st = {.tok = modes_model_tokenizer(m), .text = text, .print = !o->json};
+    tok_stream_init(&st.st);
+    double times[2] = {0, 0};
+    int rc = modes_generate(ctx, pr, (int)o->n_new, &smp, on_token, &st, out, made, times, err);
+    tok_stream_finish(&st.st, text);
+    if (!rc && st.failed) {
+        *err = st.err;
+        rc = err->code;
     }
-    t->decode_s = now_s() - t0;
-    tok_stream_finish(&st, text);
+    t->prefill_s = times[0];
+    t->decode_s = times[1];
     t->new_tokens = *made;
-    free(logits);
     return rc;
 }
 

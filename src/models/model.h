@@ -81,6 +81,9 @@ int model_prepare(modes_ctx *c, const int32_t *ids, int n, const modes_image *im
 int model_run_prepared(modes_ctx *c, const prepared_input *in, int start_layer, const float *start_x, float **capture,
                        float *logits, int n_logits, modes_error *err);
 void prepared_free(prepared_input *in);
+/* modes_generate from a prepared prompt (generate.c): evaluation reuses one preparation per example. */
+int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const modes_sampling *s,
+                      modes_token_fn on_token, void *user, int32_t *out, int *n_out, double *times, modes_error *err);
 /* model_prepare over a prompt's ids and images (prompt.c). */
 int prompt_prepare(modes_ctx *c, const modes_prompt *p, prepared_input *out, modes_error *err);
 

@@ -1,0 +1,53 @@
+/* The generation loop shared by `run` (streaming, sampled) and `eval` (greedy): prefill the prompt,
+ * then one cached decode step per new token. */
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "models/model.h"
+#include "text/tokenizer.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const modes_sampling *s,
+                      modes_token_fn on_token, void *user, int32_t *out, int *n_out, double *times, modes_error *err) {
+    const modes_model *m = c->model;
+    const int V = m->cfg.text.vocab;
+    /* Embedding rows past the tokenizer's ids (padding to a round size) can never be printed. */
+    const int usable = m->tok && (int)tok_vocab_size(m->tok) < V ? (int)tok_vocab_size(m->tok) : V;
+    float *logits = malloc((size_t)V * sizeof *logits);
+    if (!logits) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    uint64_t rng = modes_rng_seed(s ? s->seed : 0);
+    *n_out = 0;
+    double t0 = now_s();
+    int rc = in->n > c->n_ctx - c->n_past ? modes_fail(err, MODES_E_INPUT, "the prompt does not fit in the context")
+                                          : model_run_prepared(c, in, 0, NULL, NULL, logits, 1, err);
+    if (times) times[0] = now_s() - t0;
+    t0 = now_s();
+    while (!rc && *n_out < max_new) {
+        const int32_t next = modes_sample(logits, usable, s, &rng);
+        if (modes_model_is_stop(m, next)) break;
+        out[(*n_out)++] = next;
+        if (on_token) on_token(user, next);
+        if (*n_out < max_new) rc = modes_eval(c, &next, 1, logits, 1, err);
+    }
+    if (times) times[1] = now_s() - t0;
+    free(logits);
+    return rc;
+}
+
+int modes_generate(modes_ctx *c, const modes_prompt *p, int max_new, const modes_sampling *s, modes_token_fn on_token,
+                   void *user, int32_t *out, int *n_out, double *times, modes_error *err) {
+    prepared_input in;
+    *n_out = 0;
+    int rc = prompt_prepare(c, p, &in, err);
+    if (rc) return rc;
+    rc = generate_prepared(c, &in, max_new, s, on_token, user, out, n_out, times, err);
+    prepared_free(&in);
+    return rc;
+}
