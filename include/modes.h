@@ -99,6 +99,8 @@ int modes_prompt_new(const modes_model *m, const char *system, const char *text,
                      int n_images, const char *answer, modes_prompt **out, modes_error *err);
 void modes_prompt_free(modes_prompt *p);
 const int32_t *modes_prompt_ids(const modes_prompt *p, int *n);
+/* The prompt's preprocessed images, in order (owned by the prompt). */
+const modes_image *modes_prompt_images(const modes_prompt *p, int *n);
 /* Index of the first answer token (== the prompt length without the answer). */
 int modes_prompt_answer_start(const modes_prompt *p);
 /* modes_eval_images over the whole prompt. */

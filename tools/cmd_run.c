@@ -79,6 +79,11 @@ static void print_stats(FILE *f, const modes_stats *s, const run_timing *t) {
             t->decode_s > 0 ? (t->new_tokens > 1 ? t->new_tokens - 1 : 0) / t->decode_s : 0.0,
             100 * modes_skip_ratio(pre, 3), 100 * modes_skip_ratio(&pre[MODES_TOKEN_TEXT], 1),
             100 * modes_skip_ratio(&pre[MODES_TOKEN_VISION], 1), 100 * modes_skip_ratio(dec, 3));
+    if (modes_skip_ratio(pre, 3) > 0 || modes_skip_ratio(dec, 3) > 0) {
+        fprintf(f, "skipped per layer (%%):");
+        for (int l = 0; l < s->n_layers; l++) fprintf(f, " %.0f", 100 * modes_skip_ratio(&s->layer[(size_t)l * 3], 3));
+        fprintf(f, "\n");
+    }
 }
 
 static void print_json(const strbuf *text, const int32_t *ids, int n, const modes_stats *s, const run_timing *t) {
@@ -102,6 +107,15 @@ static void print_json(const strbuf *text, const int32_t *ids, int n, const mode
     }
     sb_puts(&j, ", \"skip_ratio_decode\": ");
     sb_json_number(&j, modes_skip_ratio(s->phase[1], 3));
+    uint64_t all_skipped = 0;
+    for (int p = 0; p < 2; p++)
+        for (int c = 0; c < 3; c++) all_skipped += s->phase[p][c].tokens_all_skipped;
+    sb_printf(&j, ", \"token_layers_all_skipped\": %llu, \"skip_ratio_per_layer\": [", (unsigned long long)all_skipped);
+    for (int l = 0; l < s->n_layers; l++) {
+        if (l) sb_puts(&j, ", ");
+        sb_json_number(&j, modes_skip_ratio(&s->layer[(size_t)l * 3], 3));
+    }
+    sb_puts(&j, "]");
     sb_printf(&j, ", \"expert_bytes\": %llu}\n", (unsigned long long)s->expert_bytes);
     if (!j.failed) fputs(j.data, stdout);
     sb_free(&j);

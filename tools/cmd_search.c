@@ -84,7 +84,8 @@ int cmd_search(int argc, char **argv) {
         sha256_hex(m->cfg.sha256, hex);
         policy_meta meta = {.config_sha256 = hex, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
                             .target_skip = target, .has_achieved = 1, .skip = res.skip, .skip_text = res.skip_text,
-                            .skip_vision = res.skip_vision, .kl = res.kl, .tokens = res.tokens, .data = data,
+                            .skip_vision = res.skip_vision, .kl = res.kl, .tokens = res.tokens,
+                            .per_layer = res.per_layer, .data = data,
                             .examples = d.n, .answer_tokens = s.answer_tokens, .grid = (int)grid, .cap_t = cap_t,
                             .cap_v = cap_v, .real_passes = res.real_passes, .trace = res.trace, .n_trace = res.n_trace,
                             .search_mode = o.method == SKIP_MODES || o.method == SKIP_DMT

@@ -30,6 +30,11 @@ const int32_t *modes_prompt_ids(const modes_prompt *p, int *n) {
     return p->ids;
 }
 
+const modes_image *modes_prompt_images(const modes_prompt *p, int *n) {
+    *n = p->n_images;
+    return p->images;
+}
+
 int modes_prompt_answer_start(const modes_prompt *p) { return p->answer_start; }
 
 int modes_eval_prompt(modes_ctx *c, const modes_prompt *p, float *logits, int n_logits, modes_error *err) {

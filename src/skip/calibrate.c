@@ -117,6 +117,11 @@ int calib_eval(calib_session *s, const modes_policy *p, double *kl, modes_skip_c
     return rc;
 }
 
+void calib_layer_ratios(const calib_session *s, double *out) {
+    const modes_stats *st = modes_ctx_stats(s->ctx);
+    for (int l = 0; l < st->n_layers; l++) out[l] = modes_skip_ratio(&st->layer[(size_t)l * 3], 3);
+}
+
 /* Removal passes for one example: the original pass captures every layer's input, then each
  * (layer, modality) removal re-runs the layers from the removed one up. */
 static int alpha_example(calib_session *s, calib_example *e, const calib_options *o, modes_policy *rm, double *sum,

@@ -35,6 +35,8 @@ void calib_session_close(calib_session *s);
 /* Runs every example under p (NULL: none): mean KL over all answer tokens, and the skip statistics
  * of those passes (prefill over prompt and answer tokens). */
 int calib_eval(calib_session *s, const modes_policy *p, double *kl, modes_skip_count counts[3], modes_error *err);
+/* The per-layer skip ratios of the last calib_eval, into out[n_moe_layers]. */
+void calib_layer_ratios(const calib_session *s, double *out);
 
 typedef struct {
     int per_modality; /* one alpha per layer and modality (default) or per layer */

@@ -62,6 +62,7 @@ typedef struct {
     int has_achieved;
     double skip, skip_text, skip_vision, kl;
     long long tokens;
+    const double *per_layer;  /* [moe_layers] or NULL */
     const char *data, *removal, *granularity;
     int examples;
     long long answer_tokens;

@@ -198,7 +198,16 @@ static void put_meta(strbuf *sb, const policy_meta *m) {
         put_key_num(sb, "skip_vision", m->skip_vision);
         sb_puts(sb, ", ");
         put_key_num(sb, "kl", m->kl);
-        sb_printf(sb, ", \"tokens\": %lld}", m->tokens);
+        sb_printf(sb, ", \"tokens\": %lld", m->tokens);
+        if (m->per_layer) {
+            sb_puts(sb, ", \"per_layer\": [");
+            for (int l = 0; l < m->moe_layers; l++) {
+                if (l) sb_puts(sb, ", ");
+                sb_json_number(sb, m->per_layer[l]);
+            }
+            sb_puts(sb, "]");
+        }
+        sb_puts(sb, "}");
     }
     if (m->data) {
         sb_puts(sb, ",\n  \"calibration\": {");
@@ -234,6 +243,9 @@ int policy_save(const char *path, const modes_policy *p, const policy_meta *meta
     strbuf sb = {0};
     sb_puts(&sb, "{\n  \"format\": \"modes-policy\", \"version\": 1,\n  \"model\": {");
     put_key_str(&sb, "architecture", meta->architecture ? meta->architecture : "qwen3_vl_moe");
+    policy_meta mm = *meta;
+    mm.moe_layers = p->n_layers;
+    meta = &mm;
     sb_printf(&sb, ", \"moe_layers\": %d, \"experts\": %d, \"top_k\": %d", p->n_layers, meta->experts, meta->top_k);
     if (meta->config_sha256) sb_puts(&sb, ", "), put_key_str(&sb, "config_sha256", meta->config_sha256);
     sb_puts(&sb, "},\n  ");

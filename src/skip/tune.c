@@ -166,6 +166,9 @@ static int final_pass(tune_ctx *t, int q, int p, tune_result *out, modes_error *
     out->skip_vision = modes_skip_ratio(&c[MODES_TOKEN_VISION], 1);
     out->tokens = 0;
     for (int k = 0; k < 3; k++) out->tokens += (long long)(c[k].slots / (uint64_t)t->s->m->cfg.text.top_k);
+    if (!rc && !(out->per_layer = malloc((size_t)t->s->m->n_moe_layers * sizeof *out->per_layer)))
+        rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    if (!rc) calib_layer_ratios(t->s, out->per_layer);
     return rc;
 }
 
@@ -215,5 +218,6 @@ int tune_policy(calib_session *s, const modes_policy *alphas, const tune_options
 void tune_result_free(tune_result *r) {
     modes_policy_free(r->policy);
     free(r->trace);
+    free(r->per_layer);
     memset(r, 0, sizeof *r);
 }

@@ -19,6 +19,7 @@ typedef struct {
 typedef struct {
     modes_policy *policy;  /* the chosen policy (owned) */
     double kl, skip, skip_text, skip_vision;
+    double *per_layer;     /* [n_moe_layers] skip ratio of the chosen policy (owned) */
     long long tokens;
     int real_passes;
     search_point *trace;   /* owned */
