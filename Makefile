@@ -3,13 +3,14 @@
 #   make          build build/modes
 #   make test     run the test suite on the release build
 #   make asan     run the same suite under ASan + UBSan
-#   make check    both (what CI runs)
+#   make fuzz-smoke  build the libFuzzer targets (clang) in build-fuzz/ and fuzz each for FUZZ_SECONDS
+#   make check    all three (what CI runs)
 #   make demo     answer a prompt with the default model
 JOBS ?= $(shell nproc)
 SHARED ?= $(abspath ../shared)
 DEMO_MODEL ?= $(SHARED)/ref/qwen3vlmoe-tiny-a/model
 
-.PHONY: all build test asan check demo clean
+.PHONY: all build test asan fuzz-smoke check demo clean
 all: build
 
 build:
@@ -25,10 +26,17 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
-check: test asan
+FUZZ_SECONDS ?= 20
+fuzz-smoke:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(JOBS) scripts/fuzz-smoke.sh
+
+# In this order, each only after the one before has passed.
+check: test
+	$(MAKE) asan
+	$(MAKE) fuzz-smoke
 
 demo: build
 	./build/modes run -m $(DEMO_MODEL) -p "What is a mixture of experts?" -n 24 --stats
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

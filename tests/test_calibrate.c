@@ -2,7 +2,8 @@
  * - the alphas computed by re-running only the layers from the removed one up equal those of naive
  *   full passes (spec/modes-method.md section 2: "exactly the same numbers");
  * - the alphas are normalised, deterministic, and a removal that cannot reach any answer token
- *   (vision in the last layer) scores exactly zero;
+ *   (vision in the last layer) scores zero up to float rounding (removing rows from an expert's
+ *   batch can change the kernels' summation order for the rows that stay);
  * - calib_eval with no policy has zero KL and zero skips; identity removal differs from zero removal. */
 #include <math.h>
 #include <stdlib.h>
@@ -41,7 +42,14 @@ int main(void) {
     double *raw = calloc((size_t)2 * L, sizeof *raw);
     calib_options o = {.per_modality = 1};
     CHECK(calibrate_alpha(&s, &o, a, raw, &err) == 0);
+    s.layer_evals = s.naive_layer_evals = 0;
     CHECK(calibrate_alpha(&s, &o, b, NULL, &err) == 0);
+    /* Reuse skips the layers below each removed one: with 3 layers, (3 + 2 + 1) / 3 of a pass per
+     * removal instead of 3 / 3. */
+    CHECKF(s.layer_evals > 0 && (double)s.layer_evals < 0.8 * (double)s.naive_layer_evals,
+           "prefix reuse computed %lld token-layers, naive %lld", s.layer_evals, s.naive_layer_evals);
+    printf("calibration: %lld token-layer evaluations with prefix reuse, %lld without\n", s.layer_evals,
+           s.naive_layer_evals);
     for (int mod = 0; mod < 2; mod++) {
         double sum = 0;
         for (int l = 0; l < L; l++) {
@@ -58,7 +66,7 @@ int main(void) {
         }
         CHECKF(fabs(sum - 1) < 1e-5, "alphas of modality %d sum to %g", mod, sum);
     }
-    CHECKF(raw[L + L - 1] == 0, "vision removal in the last layer scored %g, expected exactly 0", raw[2 * L - 1]);
+    CHECKF(raw[L + L - 1] < 1e-8, "vision removal in the last layer scored %g, expected 0", raw[2 * L - 1]);
     CHECK(raw[0] > 0 && raw[L] > 0);
 
     /* Per-layer granularity: the same alpha for both modalities. */

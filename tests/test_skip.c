@@ -1,12 +1,16 @@
 /* Expert skipping on the golden tiny model (ref/qwen3vlmoe-tiny-a, text and image cases):
  * - thresholds of zero give logits bit-identical to no policy;
  * - every policy equals a plain pass in which the skipped slots' routing weights are zero (the
- *   authors' simulated skipping), so a real skip changes nothing but the work done;
+ *   authors' simulated skipping), so a real skip changes nothing but the work done. Equal up to
+ *   float rounding (1e-5 of the largest logit): the SIMD kernels tile an expert's rows by how many
+ *   tokens it has, so dropping one token can change the summation order of another's;
  * - topk:1 equals the model configured with one expert per token on a prompt without special tokens
  *   (which are never skipped), and skips exactly (k-1)/k of the slots of text and vision tokens and
  *   none of the special tokens';
  * - the counters show that skipped experts cost nothing (rows and bytes go down with the ratio);
  * - --skip specs and policy files are validated. */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -103,9 +107,12 @@ static void test_equivalences(const modes_model *m, const test_case *tc) {
         p->simulate = 1;
         modes_stats s_sim;
         float *sim = run(m, tc, p, &s_sim);
-        double d = 0;
-        for (size_t j = 0; j < N; j++) d = fmax(d, fabs((double)got[j] - sim[j]));
-        CHECKF(d == 0, "%s: skipping differs from zero-weight simulation by %g", some[i], d);
+        double d = 0, mx = 0;
+        for (size_t j = 0; j < N; j++) {
+            d = fmax(d, fabs((double)got[j] - sim[j]));
+            mx = fmax(mx, fabs((double)sim[j]));
+        }
+        CHECKF(d <= 1e-5 * mx, "%s: skipping differs from zero-weight simulation by %g (max |logit| %g)", some[i], d, mx);
         const double ratio = modes_skip_ratio(&s_pol.phase[0][0], 3);
         CHECKF(ratio > 0, "%s skipped nothing", some[i]);
         CHECKF(s_pol.expert_rows < s_sim.expert_rows, "%s: %llu expert rows, simulation %llu", some[i],
@@ -143,11 +150,9 @@ static void test_topk(const modes_model *m, const test_case *tc, const test_case
     free(dst);
     const char *files[] = {"model.safetensors", "preprocessor_config.json"};
     for (int i = 0; i < 2; i++) {
-        char *src = path_join(shared_path(TINY), files[i]);
-        if (access(src, F_OK) != 0) {
-            free(src);
-            src = path_join(shared_path("ref/qwen3vlmoe-tiny-a"), files[i]);
-        }
+        char abs_dir[PATH_MAX];
+        if (!realpath(shared_path(i ? "ref/qwen3vlmoe-tiny-a" : TINY), abs_dir)) continue; /* symlinks need absolute targets */
+        char *src = path_join(abs_dir, files[i]);
         dst = path_join(dir, files[i]);
         CHECK(symlink(src, dst) == 0);
         free(src);
@@ -159,7 +164,9 @@ static void test_topk(const modes_model *m, const test_case *tc, const test_case
         modes_policy *p = spec(m, "topk:1", NULL);
         modes_stats st;
         float *a = run(m, plain, p, NULL), *b = run(m1, plain, NULL, NULL);
-        CHECK(!memcmp(a, b, sizeof(float) * plain->n * modes_model_vocab(m)));
+        double d = 0;
+        for (size_t j = 0; j < (size_t)plain->n * modes_model_vocab(m); j++) d = fmax(d, fabs((double)a[j] - b[j]));
+        CHECKF(d < 1e-5, "topk:1 differs from the top-1 configuration by %g", d);
         free(a);
         free(b);
         a = run(m, tc, p, &st);

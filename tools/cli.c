@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/model.h"
 
 int cli_fail(const char *cmd, const modes_error *err) {
     fprintf(stderr, "modes %s: %s\n", cmd, err->msg[0] ? err->msg : "failed");
@@ -89,10 +90,17 @@ static int read_ids(const char *path, const st_tensor *t, case_input *c, modes_e
     return 0;
 }
 
-/* pixel_values rows are split among the images in order of image_grid_thw. */
-static int read_images(const char *path, const st_tensor *pv, const st_tensor *g, case_input *c, modes_error *err) {
+/* pixel_values rows are split among the images in order of image_grid_thw. The vision tower reads
+ * rows of its own patch size, so a file with other rows would have it read past the buffer. */
+static int read_images(const char *path, const modes_model *m, const st_tensor *pv, const st_tensor *g,
+                       case_input *c, modes_error *err) {
+    const vision_config *v = &m->cfg.vision;
+    const int64_t row = (int64_t)v->in_channels * v->temporal_patch * v->patch * v->patch;
     if (pv->dtype != ST_F32 || pv->ndim != 2)
         return modes_fail(err, MODES_E_INPUT, "%s: 'pixel_values' must be F32 [patches, row]", path);
+    if (!v->present || pv->shape[1] != row)
+        return modes_fail(err, MODES_E_INPUT, "%s: 'pixel_values' rows of %lld values do not fit the model (%lld)",
+                          path, (long long)pv->shape[1], (long long)(v->present ? row : 0));
     if (!g || g->dtype != ST_I64 || g->ndim != 2 || g->shape[1] != 3 || g->shape[0] < 1 || g->shape[0] > 1024)
         return modes_fail(err, MODES_E_INPUT, "%s: 'image_grid_thw' must be I64 [images, 3] beside pixel_values", path);
     c->n_images = (int)g->shape[0];
@@ -104,7 +112,9 @@ static int read_images(const char *path, const st_tensor *pv, const st_tensor *g
     for (int i = 0; i < c->n_images; i++) {
         int64_t thw[3];
         memcpy(thw, (const char *)g->data + 24 * i, 24);
-        if (thw[0] < 1 || thw[1] < 1 || thw[2] < 1 || thw[0] * thw[1] * thw[2] > pv->shape[0] - at)
+        const int64_t left = pv->shape[0] - at; /* each factor is checked before the product can overflow */
+        if (thw[0] < 1 || thw[1] < 1 || thw[2] < 1 || thw[0] > left || thw[1] > left / thw[0] ||
+            thw[2] > left / (thw[0] * thw[1]))
             return modes_fail(err, MODES_E_INPUT, "%s: image_grid_thw[%d] does not fit the %lld pixel_values rows", path,
                               i, (long long)pv->shape[0]);
         c->images[i] = (modes_image){c->pixels + at * pv->shape[1], (int)thw[0], (int)thw[1], (int)thw[2]};
@@ -116,7 +126,7 @@ static int read_images(const char *path, const st_tensor *pv, const st_tensor *g
     return 0;
 }
 
-int read_case(const char *path, case_input *c, modes_error *err) {
+int read_case(const char *path, const modes_model *m, case_input *c, modes_error *err) {
     memset(c, 0, sizeof *c);
     st_archive *a;
     int rc = st_open(path, &a, err);
@@ -124,7 +134,10 @@ int read_case(const char *path, case_input *c, modes_error *err) {
     const st_tensor *t = st_find(a, "input_ids"), *pv = st_find(a, "pixel_values");
     if (!t) rc = modes_fail(err, MODES_E_INPUT, "%s: no tensor 'input_ids'", path);
     if (!rc) rc = read_ids(path, t, c, err);
-    if (!rc && pv) rc = read_images(path, pv, st_find(a, "image_grid_thw"), c, err);
+    if (!rc && c->n > m->cfg.text.max_position) /* before anything is sized by it */
+        rc = modes_fail(err, MODES_E_INPUT, "%s: 'input_ids' has %d tokens, more than the model's context of %d", path,
+                        c->n, m->cfg.text.max_position);
+    if (!rc && pv) rc = read_images(path, m, pv, st_find(a, "image_grid_thw"), c, err);
     st_close(a);
     if (rc) case_input_free(c);
     return rc;

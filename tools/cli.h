@@ -16,6 +16,7 @@ int cmd_preprocess(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Prints "modes CMD: message" on stderr and returns the exit status for err->code. */
 int cli_fail(const char *cmd, const modes_error *err);
@@ -33,7 +34,8 @@ int opt_int(int argc, char **argv, int *i, const char *name, long lo, long hi, l
 int opt_float(int argc, char **argv, int *i, const char *name, double lo, double hi, double *out, const char *cmd);
 
 /* A case file of the reference (ref/qwen3vlmoe-tiny-a/README.md): input_ids ([1, T] or [T], I64 or
- * I32) and, for image cases, pixel_values [P, row] F32 with image_grid_thw [n_images, 3]. */
+ * I32) and, for image cases, pixel_values [P, row] F32 with image_grid_thw [n_images, 3]; row must be
+ * the patch size m's vision tower takes (read_case checks it, so m is loaded first). */
 typedef struct {
     int32_t *ids;
     int n;
@@ -42,7 +44,7 @@ typedef struct {
     modes_image *images; /* pointing into pixels, or owning their own with owns_images */
     int owns_images;
 } case_input;
-int read_case(const char *path, case_input *c, modes_error *err);
+int read_case(const char *path, const modes_model *m, case_input *c, modes_error *err);
 /* Replaces the case's images by image files preprocessed with the model's settings. */
 int case_use_images(case_input *c, const modes_model *m, const char *const *paths, int n, modes_error *err);
 void case_input_free(case_input *c);

@@ -58,11 +58,15 @@ int cmd_calibrate(int argc, char **argv) {
         sha256_hex(m->cfg.sha256, hex);
         policy_meta meta = {.config_sha256 = hex, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
                             .target_skip = -1, .data = data, .examples = d.n, .answer_tokens = s.answer_tokens,
-                            .removal = removal, .granularity = gran};
+                            .removal = removal, .granularity = gran, .layer_evals = s.layer_evals,
+                            .naive_layer_evals = s.naive_layer_evals};
         rc = policy_save(out, p, &meta, &err);
     }
-    if (!rc) fprintf(stderr, "calibrate: %d examples, %lld answer tokens, %d MoE layers -> %s\n", d.n, s.answer_tokens,
-                     m->n_moe_layers, out);
+    if (!rc)
+        fprintf(stderr, "calibrate: %d examples, %lld answer tokens, %d MoE layers, %lld token-layer evaluations "
+                        "(%.0f%% of the %lld without prefix reuse) -> %s\n", d.n, s.answer_tokens, m->n_moe_layers,
+                s.layer_evals, 100.0 * (double)s.layer_evals / (double)(s.naive_layer_evals ? s.naive_layer_evals : 1),
+                s.naive_layer_evals, out);
     modes_policy_free(p);
     calib_session_close(&s);
     data_free(&d);

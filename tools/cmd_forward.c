@@ -81,9 +81,9 @@ int cmd_forward(int argc, char **argv) {
     float *logits = NULL;
     collector col = {.w = st_writer_new()};
     int rc = col.w ? 0 : modes_fail(&err, MODES_E_INTERNAL, "out of memory");
-    if (!rc) rc = read_case(input, &in, &err);
-    modes_policy *policy = NULL;
     if (!rc) rc = modes_model_load(dir, &m, &err);
+    if (!rc) rc = read_case(input, m, &in, &err);
+    modes_policy *policy = NULL;
     if (!rc) rc = cli_load_policy(m, policy_path, skip, &policy, &err);
     if (!rc && n_images) rc = case_use_images(&in, m, images, n_images, &err);
     modes_ctx_params cp = {.n_ctx = in.n, .threads = (int)threads};

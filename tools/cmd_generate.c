@@ -59,9 +59,9 @@ int cmd_generate(int argc, char **argv) {
     modes_model *m = NULL;
     modes_ctx *ctx = NULL;
     float *logits = NULL, *steps = NULL;
-    int rc = read_case(input, &in, &err);
+    int rc = modes_model_load(dir, &m, &err);
+    if (!rc) rc = read_case(input, m, &in, &err);
     modes_policy *policy = NULL;
-    if (!rc) rc = modes_model_load(dir, &m, &err);
     if (!rc) rc = cli_load_policy(m, policy_path, skip, &policy, &err);
     if (!rc && n_images) rc = case_use_images(&in, m, images, n_images, &err);
     const int V = m ? modes_model_vocab(m) : 0;

@@ -13,6 +13,7 @@ static const struct {
     {"calibrate", cmd_calibrate, "layer importances (alpha) from a calibration set -> policy file"},
     {"search", cmd_search, "thresholds for a target skip ratio (frontier search) -> policy file"},
     {"eval", cmd_eval, "benchmark accuracy with and without skipping; table, JSON and plot"},
+    {"bench", cmd_bench, "prefill/decode speed with and without skipping (model folder or --synthetic)"},
     {"forward", cmd_forward, "one teacher-forced pass; write logits and taps to safetensors"},
     {"generate", cmd_generate, "greedy continuation of input_ids through the KV cache"},
     {"tokenize", cmd_tokenize, "JSON Lines {\"text\"} on stdin -> {\"ids\"} on stdout"},

@@ -1,15 +1,20 @@
-/* Fork-join pool. One run is a "generation": the caller publishes the job and bumps `gen`; every
- * worker takes part in every generation (claims tasks from a shared counter until none is left)
- * and then decrements `running`; the caller returns once `running` is zero. Because the caller
- * waits for every worker, not just for every task, no worker can still be reading the job when the
- * next run overwrites it, and the release/acquire pairs on `gen` and `running` order the job fields
- * and the tasks' writes without locks. The mutex and condition variables are only for sleeping:
- * a waiter re-checks its condition under the mutex, and the waker takes the mutex before it
- * signals, so a wake-up cannot fall between the check and the wait. */
+/* Fork-join pool. One run is a "generation": the caller writes the job (fn, arg) and then
+ * publishes one 64-bit word holding the generation, the task count and the next unclaimed task.
+ * Threads claim tasks by compare-and-swap on that word, which succeeds only while its generation is
+ * the one they woke for, and count finished tasks in `done`; the caller returns once `done` reaches
+ * the task count. So the caller waits for tasks, never for threads: a worker the OS has not
+ * scheduled (a busy machine) is simply left out of the run, where waiting for it would cost a
+ * scheduler time slice per run. A worker reads the job only after a successful claim, and the
+ * caller cannot move on while a claimed task is unfinished, so the job it reads is the one it
+ * claimed from; the release/acquire pairs on the word and on `done` order the job fields and the
+ * tasks' writes. The mutex and condition variables are only for sleeping: a sleeper announces
+ * itself, then re-checks under the mutex; the waker publishes, then signals under the mutex if
+ * anyone announced (sequentially consistent on both sides, so one of them sees the other). */
 #include "core/pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,17 +23,28 @@
  * sleep and wake; a short spin keeps that path off the kernel's scheduler. */
 #define POOL_SPIN_NS 100000
 
+/* The work word: generation (24 bits) | tasks in this run (20 bits) | next task (20 bits). A run of
+ * more tasks is issued in several generations. The generation wraps after 16M runs; a thread would
+ * have to stall between reading the word and its compare-and-swap for exactly that many runs to be
+ * fooled. */
+#define TASK_BITS 20
+#define TASK_MASK ((1u << TASK_BITS) - 1)
+#define GEN_SHIFT (2 * TASK_BITS)
+#define GEN_MASK ((1u << 24) - 1)
+
 struct modes_pool {
     int n_workers; /* threads besides the caller */
     pthread_t *workers;
     pthread_mutex_t mu;
     pthread_cond_t start_cv, done_cv;
-    pool_task_fn fn; /* the job: written before `gen` is published, read after */
+    pool_task_fn fn; /* the job: written before the word is published, read after a claim */
     void *arg;
-    int n_tasks;
-    atomic_int next;    /* the next unclaimed task */
-    atomic_int running; /* workers that have not finished the current generation */
-    atomic_uint gen;    /* generation counter; a change means "a job (or stop) is waiting" */
+    int base, total; /* this generation's first task number and the run's task count */
+    unsigned gen;    /* the caller's copy of the current generation */
+    _Atomic uint64_t work;
+    atomic_int done;           /* tasks of this generation finished */
+    atomic_int sleepers;       /* workers inside (or entering) the start wait */
+    atomic_int caller_waiting; /* the caller is inside (or entering) the done wait */
     atomic_int stop;
     atomic_int busy; /* a run is in progress: nested or concurrent runs go serial */
 };
@@ -47,39 +63,67 @@ static long long now_ns(void) {
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Spins for up to POOL_SPIN_NS until *gen differs from seen (when gen is given) or *count is zero;
- * returns whether that happened. The clock is read only every 64 polls. */
-static int spin_until(atomic_uint *gen, unsigned seen, atomic_int *count) {
+static unsigned word_gen(uint64_t w) { return (unsigned)(w >> GEN_SHIFT) & GEN_MASK; }
+
+/* Claims the next task of generation gen; 0 when that generation has none left (or is over). */
+static int claim(modes_pool *p, unsigned gen, unsigned *task, unsigned *n) {
+    uint64_t w = atomic_load_explicit(&p->work, memory_order_acquire);
+    for (;;) {
+        const unsigned next = (unsigned)w & TASK_MASK;
+        *n = (unsigned)(w >> TASK_BITS) & TASK_MASK;
+        if (word_gen(w) != gen || next >= *n) return 0;
+        if (atomic_compare_exchange_weak_explicit(&p->work, &w, w + 1, memory_order_acquire, memory_order_acquire)) {
+            *task = next;
+            return 1;
+        }
+    }
+}
+
+static void run_claimed(modes_pool *p, unsigned gen) {
+    unsigned t, n;
+    while (claim(p, gen, &t, &n)) {
+        p->fn(p->arg, p->base + (int)t, p->total);
+        if (atomic_fetch_add_explicit(&p->done, 1, memory_order_seq_cst) + 1 == (int)n &&
+            atomic_load_explicit(&p->caller_waiting, memory_order_seq_cst)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+/* Spins for up to POOL_SPIN_NS until cond(p, v) holds; returns whether it did. The clock is read
+ * only every 64 polls. */
+static int spin_until(int (*cond)(modes_pool *, unsigned), modes_pool *p, unsigned v) {
     long long deadline = 0;
     for (int i = 1;; i++) {
-        if (gen ? atomic_load_explicit(gen, memory_order_acquire) != seen
-                : atomic_load_explicit(count, memory_order_acquire) == 0)
-            return 1;
+        if (cond(p, v)) return 1;
         cpu_relax();
         if ((i & 63) == 0) {
-            long long t = now_ns();
+            const long long t = now_ns();
             if (!deadline) deadline = t + POOL_SPIN_NS;
             else if (t > deadline) return 0;
         }
     }
 }
 
-static void run_tasks(modes_pool *p) {
-    const int n = p->n_tasks;
-    for (;;) {
-        const int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-        if (t >= n) break;
-        p->fn(p->arg, t, n);
-    }
+static int gen_changed(modes_pool *p, unsigned seen) {
+    return word_gen(atomic_load_explicit(&p->work, memory_order_seq_cst)) != seen;
+}
+
+static int all_done(modes_pool *p, unsigned n) {
+    return atomic_load_explicit(&p->done, memory_order_seq_cst) == (int)n;
 }
 
 static unsigned wait_for_job(modes_pool *p, unsigned seen) {
-    if (!spin_until(&p->gen, seen, NULL)) {
+    if (!spin_until(gen_changed, p, seen)) {
         pthread_mutex_lock(&p->mu);
-        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) pthread_cond_wait(&p->start_cv, &p->mu);
+        atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
+        while (!gen_changed(p, seen)) pthread_cond_wait(&p->start_cv, &p->mu);
+        atomic_fetch_sub_explicit(&p->sleepers, 1, memory_order_seq_cst);
         pthread_mutex_unlock(&p->mu);
     }
-    return atomic_load_explicit(&p->gen, memory_order_acquire);
+    return word_gen(atomic_load_explicit(&p->work, memory_order_acquire));
 }
 
 static void *worker_main(void *vp) {
@@ -88,28 +132,29 @@ static void *worker_main(void *vp) {
     for (;;) {
         seen = wait_for_job(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        run_tasks(p);
-        if (atomic_fetch_sub_explicit(&p->running, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done_cv);
-            pthread_mutex_unlock(&p->mu);
-        }
+        run_claimed(p, seen);
     }
     return NULL;
 }
 
-/* Publishes a new generation and wakes sleeping workers. */
-static void publish(modes_pool *p) {
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
-    pthread_mutex_lock(&p->mu);
-    pthread_cond_broadcast(&p->start_cv);
-    pthread_mutex_unlock(&p->mu);
+/* Starts generation p->gen + 1 with n tasks and wakes sleeping workers. */
+static void publish(modes_pool *p, unsigned n) {
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    p->gen = (p->gen + 1) & GEN_MASK;
+    atomic_store_explicit(&p->work, (uint64_t)p->gen << GEN_SHIFT | (uint64_t)n << TASK_BITS, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->start_cv);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
-static void wait_for_workers(modes_pool *p) {
-    if (spin_until(NULL, 0, &p->running)) return;
+static void wait_for_tasks(modes_pool *p, unsigned n) {
+    if (spin_until(all_done, p, n)) return;
     pthread_mutex_lock(&p->mu);
-    while (atomic_load_explicit(&p->running, memory_order_acquire) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    atomic_store_explicit(&p->caller_waiting, 1, memory_order_seq_cst);
+    while (!all_done(p, n)) pthread_cond_wait(&p->done_cv, &p->mu);
+    atomic_store_explicit(&p->caller_waiting, 0, memory_order_seq_cst);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -129,9 +174,10 @@ modes_pool *pool_new(int n_threads) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->start_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
-    atomic_init(&p->next, 0);
-    atomic_init(&p->running, 0);
-    atomic_init(&p->gen, 0);
+    atomic_init(&p->work, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->caller_waiting, 0);
     atomic_init(&p->stop, 0);
     atomic_init(&p->busy, 0);
     /* A system that refuses more threads leaves a smaller pool, which is still correct. */
@@ -145,7 +191,7 @@ modes_pool *pool_new(int n_threads) {
 void pool_free(modes_pool *p) {
     if (!p) return;
     atomic_store_explicit(&p->stop, 1, memory_order_release);
-    publish(p);
+    publish(p, 0); /* a generation with no tasks: every worker wakes, sees stop and returns */
     for (int i = 0; i < p->n_workers; i++) pthread_join(p->workers[i], NULL);
     pthread_cond_destroy(&p->done_cv);
     pthread_cond_destroy(&p->start_cv);
@@ -162,22 +208,20 @@ static void run_serial(pool_task_fn fn, void *arg, int n_tasks) {
 
 void pool_run(modes_pool *p, pool_task_fn fn, void *arg, int n_tasks) {
     if (n_tasks <= 0) return;
-    if (!p || p->n_workers == 0 || n_tasks == 1) {
-        run_serial(fn, arg, n_tasks);
-        return;
-    }
-    if (atomic_exchange_explicit(&p->busy, 1, memory_order_acquire)) {
+    if (!p || p->n_workers == 0 || n_tasks == 1 || atomic_exchange_explicit(&p->busy, 1, memory_order_acquire)) {
         run_serial(fn, arg, n_tasks);
         return;
     }
     p->fn = fn;
     p->arg = arg;
-    p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->running, p->n_workers, memory_order_relaxed);
-    publish(p);
-    run_tasks(p);
-    wait_for_workers(p);
+    p->total = n_tasks;
+    for (int base = 0; base < n_tasks; base += (int)TASK_MASK) {
+        const unsigned n = n_tasks - base < (int)TASK_MASK ? (unsigned)(n_tasks - base) : TASK_MASK;
+        p->base = base;
+        publish(p, n);
+        run_claimed(p, p->gen);
+        wait_for_tasks(p, n);
+    }
     atomic_store_explicit(&p->busy, 0, memory_order_release);
 }
 

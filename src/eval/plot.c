@@ -25,6 +25,19 @@ static void xml_text(strbuf *sb, const char *s) {
     }
 }
 
+/* A tick step of 1, 2 or 5 times a power of ten giving about five intervals over [lo, hi]. */
+static double nice_step(double lo, double hi) {
+    const double raw = (hi - lo) / 5, p = pow(10, floor(log10(raw)));
+    return raw / p < 1.5 ? p : raw / p < 3.5 ? 2 * p : raw / p < 7.5 ? 5 * p : 10 * p;
+}
+
+static void nice_range(double lo, double hi, double *a, double *b) {
+    if (!(hi > lo)) hi = lo + 1;
+    const double st = nice_step(lo, hi);
+    *a = floor(lo / st) * st;
+    *b = ceil(hi / st) * st;
+}
+
 static void fit(const plot_series *s, int n, plot_axes *a) {
     if (a->xmin != a->xmax && a->ymin != a->ymax) return;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
@@ -35,14 +48,8 @@ static void fit(const plot_series *s, int n, plot_axes *a) {
             y0 = fmin(y0, s[i].y[j]), y1 = fmax(y1, s[i].y[j]);
         }
     if (!isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-    if (a->xmin == a->xmax) {
-        a->xmin = x0 - 0.05 * (x1 - x0 + 1e-9);
-        a->xmax = x1 + 0.05 * (x1 - x0 + 1e-9);
-    }
-    if (a->ymin == a->ymax) {
-        a->ymin = y0 - 0.05 * (y1 - y0 + 1e-9);
-        a->ymax = y1 + 0.05 * (y1 - y0 + 1e-9);
-    }
+    if (a->xmin == a->xmax) nice_range(x0, x1, &a->xmin, &a->xmax);
+    if (a->ymin == a->ymax) nice_range(y0, y1, &a->ymin, &a->ymax);
 }
 
 static double px(const plot_axes *a, double x) { return ML + (x - a->xmin) / (a->xmax - a->xmin) * (W - ML - MR); }
@@ -51,12 +58,14 @@ static double py(const plot_axes *a, double y) { return H - MB - (y - a->ymin) /
 static void axes(strbuf *sb, const plot_axes *a) {
     sb_printf(sb, "<rect x='%d' y='%d' width='%d' height='%d' fill='none' stroke='#444'/>\n", ML, MT, W - ML - MR,
               H - MT - MB);
-    for (int i = 0; i <= 5; i++) {
-        const double xv = a->xmin + (a->xmax - a->xmin) * i / 5, yv = a->ymin + (a->ymax - a->ymin) * i / 5;
+    const double sx = nice_step(a->xmin, a->xmax), sy = nice_step(a->ymin, a->ymax);
+    for (double xv = ceil(a->xmin / sx - 1e-9) * sx; xv <= a->xmax + 1e-9 * sx; xv += sx) {
         sb_printf(sb, "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#ddd'/>\n", px(a, xv), MT, px(a, xv), H - MB);
+        sb_printf(sb, "<text x='%.1f' y='%d' text-anchor='middle'>%g</text>\n", px(a, xv), H - MB + 18, fabs(xv) < 1e-12 ? 0 : xv);
+    }
+    for (double yv = ceil(a->ymin / sy - 1e-9) * sy; yv <= a->ymax + 1e-9 * sy; yv += sy) {
         sb_printf(sb, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#ddd'/>\n", ML, py(a, yv), W - MR, py(a, yv));
-        sb_printf(sb, "<text x='%.1f' y='%d' text-anchor='middle'>%.3g</text>\n", px(a, xv), H - MB + 18, xv);
-        sb_printf(sb, "<text x='%d' y='%.1f' text-anchor='end'>%.3g</text>\n", ML - 6, py(a, yv) + 4, yv);
+        sb_printf(sb, "<text x='%d' y='%.1f' text-anchor='end'>%g</text>\n", ML - 6, py(a, yv) + 4, fabs(yv) < 1e-12 ? 0 : yv);
     }
     sb_printf(sb, "<text x='%d' y='%d' text-anchor='middle'>", (ML + W - MR) / 2, H - 12);
     xml_text(sb, a->xlabel ? a->xlabel : "");

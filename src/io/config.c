@@ -1,5 +1,6 @@
 #include "io/config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,9 +198,9 @@ static int add_eos(model_config *c, const json_node *v, const char *what, modes_
     size_t n = v->type == JSON_ARRAY ? v->n : 1;
     for (size_t i = 0; i < n; i++) {
         const json_node *e = v->type == JSON_ARRAY ? json_at(v, i) : v;
-        if (!json_is_int(e) || e->u.num < 0)
-            return modes_fail(err, MODES_E_INPUT, "%s: \"eos_token_id\" must be a non-negative integer or a list of them",
-                              what);
+        if (!json_is_int(e) || e->u.num < 0 || e->u.num > INT32_MAX)
+            return modes_fail(err, MODES_E_INPUT,
+                              "%s: \"eos_token_id\" must be a token id (0 to %d) or a list of them", what, INT32_MAX);
         int id = (int)e->u.num, seen = 0;
         for (int j = 0; j < c->n_eos; j++) seen |= c->eos[j] == id;
         if (!seen && c->n_eos < CFG_MAX_EOS) c->eos[c->n_eos++] = id;

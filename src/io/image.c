@@ -350,7 +350,7 @@ int image_decode(const void *data, size_t len, const char *what, int64_t max_pix
                  modes_error *err) {
     memset(out, 0, sizeof *out);
     const unsigned char *d = data;
-    if (max_pixels <= 0) max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
+    if (max_pixels <= 0 || max_pixels > IMAGE_DEFAULT_MAX_PIXELS) max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
     if (len == 0) return modes_fail(err, MODES_E_INPUT, "%s: empty file, not an image", what);
     if (len >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) return decode_png(d, len, what, max_pixels, out, err);
     if (len >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return decode_jpeg(d, len, what, max_pixels, out, err);

@@ -19,9 +19,9 @@ typedef struct {
 } rgb_image;
 
 /* Decodes a file; the format is found from its first bytes, not its name. max_pixels <= 0 means
- * IMAGE_DEFAULT_MAX_PIXELS. Every failure (unknown format, truncated or corrupt data, zero size, over
- * budget) is MODES_E_INPUT with a message naming the file, except running out of memory. On failure
- * out is zeroed.
+ * IMAGE_DEFAULT_MAX_PIXELS, which also caps larger budgets. Every failure (unknown format, truncated
+ * or corrupt data, zero size, over budget) is MODES_E_INPUT with a message naming the file, except
+ * running out of memory. On failure out is zeroed.
  *
  * Conversions follow Pillow's convert("RGB") on the mode Pillow opens the file as:
  * - PNG: palette looked up, 1/2/4-bit grey scaled to 8 bits, alpha and tRNS ignored. 16-bit samples

@@ -125,7 +125,10 @@ int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **o
     }
     x->model = m;
     x->n_ctx = n_ctx;
-    x->threads = p ? p->threads : 0;
+    if (!(x->pool = pool_new(p ? p->threads : 0))) {
+        modes_ctx_free(x);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory for the thread pool");
+    }
     *out = x;
     return 0;
 }
@@ -135,6 +138,7 @@ void modes_ctx_free(modes_ctx *c) {
     free(c->k_cache);
     free(c->v_cache);
     skip_stats_free(&c->stats);
+    pool_free(c->pool);
     free(c);
 }
 
@@ -295,7 +299,7 @@ int model_prepare(modes_ctx *c, const int32_t *ids, int n, const modes_image *im
         memcpy(pixels + (size_t)at * row, images[i].pixels, rows * row * sizeof *pixels);
         at += (int)rows;
     }
-    if (!rc) rc = qwen3_vit_forward(&m->vit, pixels, grids, n_images, c->tap, c->tap_user, &out->vo, err);
+    if (!rc) rc = qwen3_vit_forward(&m->vit, pixels, grids, n_images, c->pool, c->tap, c->tap_user, &out->vo, err);
     free(pixels);
     free(grids);
     if (rc) prepared_free(out);

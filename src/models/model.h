@@ -2,6 +2,7 @@
 #ifndef MODES_MODELS_MODEL_H
 #define MODES_MODELS_MODEL_H
 
+#include "core/pool.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "models/moe.h"
@@ -40,7 +41,8 @@ struct modes_model {
 
 struct modes_ctx {
     const modes_model *model;
-    int n_ctx, n_past, threads;
+    int n_ctx, n_past;
+    modes_pool *pool;           /* the context's threads (DESIGN.md section 4) */
     int rope_delta;             /* M-RoPE: decode position = cache index + delta (spec 6) */
     float *k_cache, *v_cache;   /* [layers][n_ctx][kv_heads * head_dim] */
     modes_tap_fn tap;
@@ -98,6 +100,12 @@ int find_tensor(const modes_model *m, const char *name, int ndim, const int64_t 
 int tensor_data(modes_model *m, const st_tensor *t, const void **data, modes_error *err); /* aligned view or copy */
 int bind_matrix(modes_model *m, const char *name, int rows, int cols, wmat *w, modes_error *err);
 int bind_vector(modes_model *m, const char *name, int n, float **out, modes_error *err);   /* owned fp32 copy */
+
+/* A model of a released architecture with random bf16 weights in memory (synthetic.c): name
+ * "qwen3-vl-30b-a3b". Expert weights come from as many distinct layer blocks as expert_budget bytes
+ * hold (*n_blocks), shared round-robin by the layers. */
+int model_synthetic(const char *name, int layers, size_t expert_budget, uint64_t seed, modes_model **out, int *n_blocks,
+                    modes_error *err);
 
 /* Remembers a buffer the model frees with itself; frees p and fails when it cannot. */
 int model_own(modes_model *m, void *p, modes_error *err);

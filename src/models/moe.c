@@ -1,20 +1,23 @@
 #include "models/moe.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 
-void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t *topk_idx, float *topk_w) {
+void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t *topk_idx, float *topk_w,
+               modes_pool *pool) {
     const int E = m->n_experts, K = m->top_k;
-    matmul(logits, x, n, &m->router, NULL);
-    float *p = malloc((size_t)E * sizeof *p);
-    if (!p) return; /* callers allocate far more than this; an E-float failure cannot happen in practice */
+    matmul_mt(pool, logits, x, n, &m->router, NULL);
     for (int i = 0; i < n; i++) {
-        memcpy(p, logits + (size_t)i * E, (size_t)E * sizeof *p);
-        softmax_inplace(p, E);
+        float *p = logits + (size_t)i * E; /* softmax in place on a copy-free pass: keep the logits */
         int32_t *idx = topk_idx + (size_t)i * K;
         float *w = topk_w + (size_t)i * K;
+        float mx = p[0];
+        for (int e = 1; e < E; e++) mx = p[e] > mx ? p[e] : mx;
+        double z = 0;
+        for (int e = 0; e < E; e++) z += exp((double)p[e] - mx);
         double sum = 0;
         for (int k = 0; k < K; k++) { /* K is small (8): selection beats a sort */
             int best = -1;
@@ -24,78 +27,109 @@ void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t
                 if (!taken && (best < 0 || p[e] > p[best])) best = e;
             }
             idx[k] = best;
-            w[k] = p[best];
-            sum += p[best];
+            w[k] = (float)(exp((double)p[best] - mx) / z); /* fp32 softmax probability, spec 7.4 */
+            sum += w[k];
         }
         for (int k = 0; k < K; k++) w[k] = (float)(w[k] / sum);
     }
-    free(p);
 }
 
-static void run_expert(const expert_w *ew, const float *x, int m, int H, int I, float *g, float *u, float *y) {
-    matmul(g, x, m, &ew->gate, NULL);
-    matmul(u, x, m, &ew->up, NULL);
-    silu_mul(g, g, u, m * I);
-    matmul(y, g, m, &ew->down, NULL);
-    (void)H;
+/* Work of one dispatch: kept pairs sorted by expert, their inputs gathered into contiguous rows. */
+typedef struct {
+    const moe_layer *m;
+    int n_active;
+    int *active, *start;  /* active experts, and the first gathered row of each ([n_active + 1]) */
+    float *xs, *g, *u, *ys;
+    int chunks_i, chunks_h; /* row chunks per expert for gate/up (of I) and for down (of H) */
+} dispatch;
+
+#define ROW_CHUNK 64 /* rows of W per task: a multiple of every SIMD block, small enough to balance */
+
+static void gate_up_task(void *arg, int task, int n_tasks) {
+    const dispatch *d = arg;
+    const int a = task / d->chunks_i, c = task % d->chunks_i, I = d->m->inter, H = d->m->hidden;
+    const int e = d->active[a], r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < I ? r0 + ROW_CHUNK : I;
+    const int rows = d->start[a + 1] - d->start[a];
+    const float *x = d->xs + (size_t)d->start[a] * H;
+    matmul_rows(d->g + (size_t)d->start[a] * I, x, rows, &d->m->experts[e].gate, NULL, r0, r1);
+    matmul_rows(d->u + (size_t)d->start[a] * I, x, rows, &d->m->experts[e].up, NULL, r0, r1);
+    (void)n_tasks;
+}
+
+static void down_task(void *arg, int task, int n_tasks) {
+    const dispatch *d = arg;
+    const int a = task / d->chunks_h, c = task % d->chunks_h, I = d->m->inter, H = d->m->hidden;
+    const int e = d->active[a], r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < H ? r0 + ROW_CHUNK : H;
+    const int rows = d->start[a + 1] - d->start[a];
+    matmul_rows(d->ys + (size_t)d->start[a] * H, d->g + (size_t)d->start[a] * I, rows, &d->m->experts[e].down, NULL, r0, r1);
+    (void)n_tasks;
+}
+
+static void dispatch_free(dispatch *d) {
+    free(d->active);
+    free(d->start);
+    free(d->xs);
+    free(d->g);
+    free(d->u);
+    free(d->ys);
 }
 
 int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_idx, const float *topk_w,
-                 float *out, moe_counters *counters, modes_error *err) {
+                 float *out, moe_counters *counters, modes_pool *pool, modes_error *err) {
     const int E = m->n_experts, K = m->top_k, H = m->hidden, I = m->inter;
     memset(out, 0, (size_t)n * H * sizeof *out);
-    /* Counting sort of kept (token, slot) pairs by expert. */
-    int *start = calloc((size_t)E + 1, sizeof *start);
-    int *pairs = malloc((size_t)n * K * sizeof *pairs);
-    if (!start || !pairs) {
-        free(start);
-        free(pairs);
-        return modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
+    /* Counting sort of kept (token, slot) pairs by expert; skipped slots never get here. */
+    int *count = calloc((size_t)E + 1, sizeof *count), *pairs = malloc((size_t)n * K * sizeof *pairs);
+    dispatch d = {.m = m, .chunks_i = (I + ROW_CHUNK - 1) / ROW_CHUNK, .chunks_h = (H + ROW_CHUNK - 1) / ROW_CHUNK};
+    d.active = malloc((size_t)E * sizeof *d.active);
+    d.start = malloc(((size_t)E + 1) * sizeof *d.start);
+    int rc = count && pairs && d.active && d.start ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
+    int kept = 0;
+    for (int s = 0; !rc && s < n * K; s++)
+        if (topk_idx[s] != MOE_SKIPPED) count[topk_idx[s]]++, kept++;
+    for (int e = 0; !rc && e < E; e++)
+        if (count[e]) { /* an expert no token kept is never touched */
+            d.start[d.n_active] = d.n_active ? d.start[d.n_active - 1] + count[d.active[d.n_active - 1]] : 0;
+            d.active[d.n_active++] = e;
+        }
+    if (!rc && kept) {
+        d.start[d.n_active] = kept;
+        d.xs = malloc((size_t)kept * H * sizeof *d.xs);
+        d.ys = malloc((size_t)kept * H * sizeof *d.ys);
+        d.g = malloc((size_t)kept * I * sizeof *d.g);
+        d.u = malloc((size_t)kept * I * sizeof *d.u);
+        if (!d.xs || !d.ys || !d.g || !d.u) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
     }
-    for (int s = 0; s < n * K; s++)
-        if (topk_idx[s] != MOE_SKIPPED) start[topk_idx[s] + 1]++;
-    int max_m = 0;
-    for (int e = 0; e < E; e++) {
-        if (start[e + 1] > max_m) max_m = start[e + 1];
-        start[e + 1] += start[e];
-    }
-    int *fill = malloc((size_t)E * sizeof *fill);
-    float *xs = malloc((size_t)max_m * H * sizeof *xs), *ys = malloc((size_t)max_m * H * sizeof *ys);
-    float *g = malloc((size_t)max_m * I * sizeof *g), *u = malloc((size_t)max_m * I * sizeof *u);
-    int rc = 0;
-    if (!fill || (max_m && (!xs || !ys || !g || !u))) {
-        rc = modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
-        goto done;
-    }
-    memcpy(fill, start, (size_t)E * sizeof *fill);
-    for (int s = 0; s < n * K; s++)
-        if (topk_idx[s] != MOE_SKIPPED) pairs[fill[topk_idx[s]]++] = s;
-    for (int e = 0; e < E; e++) {
-        const int cnt = start[e + 1] - start[e];
-        if (!cnt) continue; /* an expert no token kept is never touched */
-        const int *ps = pairs + start[e];
+    if (!rc && kept) {
+        int *fill = count; /* reused: the next free gathered row of each expert */
+        for (int a = 0; a < d.n_active; a++) fill[d.active[a]] = d.start[a];
+        for (int s = 0; s < n * K; s++)
+            if (topk_idx[s] != MOE_SKIPPED) {
+                const int row = fill[topk_idx[s]]++;
+                pairs[row] = s;
+                memcpy(d.xs + (size_t)row * H, x + (size_t)(s / K) * H, (size_t)H * sizeof *d.xs);
+            }
+        /* Every active expert in one parallel region per phase, split by output rows. */
+        pool_run(pool, gate_up_task, &d, d.n_active * d.chunks_i);
+        silu_mul(d.g, d.g, d.u, kept * I);
+        pool_run(pool, down_task, &d, d.n_active * d.chunks_h);
+        for (int row = 0; row < kept; row++) { /* scatter-add with the routing weights */
+            float *o = out + (size_t)(pairs[row] / K) * H;
+            const float w = topk_w[pairs[row]], *y = d.ys + (size_t)row * H;
+            for (int k = 0; k < H; k++) o[k] += w * y[k];
+        }
         if (counters) {
-            const expert_w *ew = &m->experts[e];
-            counters->rows += (uint64_t)cnt;
-            counters->activations++;
-            counters->bytes += (uint64_t)(2 * I * H) * dtype_size(ew->gate.dtype) + (uint64_t)(H * I) * dtype_size(ew->down.dtype);
-        }
-        for (int r = 0; r < cnt; r++) memcpy(xs + (size_t)r * H, x + (size_t)(ps[r] / K) * H, (size_t)H * sizeof *xs);
-        run_expert(&m->experts[e], xs, cnt, H, I, g, u, ys);
-        for (int r = 0; r < cnt; r++) {
-            float *o = out + (size_t)(ps[r] / K) * H;
-            const float w = topk_w[ps[r]];
-            const float *y = ys + (size_t)r * H;
-            for (int d = 0; d < H; d++) o[d] += w * y[d];
+            counters->rows += (uint64_t)kept;
+            counters->activations += (uint64_t)d.n_active;
+            for (int a = 0; a < d.n_active; a++) {
+                const expert_w *ew = &m->experts[d.active[a]];
+                counters->bytes += (uint64_t)(2 * I * H) * dtype_size(ew->gate.dtype) +
+                                   (uint64_t)(H * I) * dtype_size(ew->down.dtype);
+            }
         }
     }
-done:
-    free(start);
+    free(count);
     free(pairs);
-    free(fill);
-    free(xs);
-    free(ys);
-    free(g);
-    free(u);
+    dispatch_free(&d);
     return rc;
 }

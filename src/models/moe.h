@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "core/pool.h"
 #include "modes.h"
 #include "tensor/tensor.h"
 
@@ -23,7 +24,8 @@ typedef struct {
 
 /* Router for n tokens: logits [n, E] (x W^T), fp32 softmax over all E, top-k in descending order of
  * probability (lower index first on ties), weights renormalised over the k (spec 7.4). */
-void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t *topk_idx, float *topk_w);
+void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t *topk_idx, float *topk_w,
+               modes_pool *pool);
 
 /* What dispatch did: the evidence that skipped experts cost nothing. */
 typedef struct {
@@ -33,8 +35,9 @@ typedef struct {
 } moe_counters;
 
 /* out[n, H] = sum over kept slots of w * expert(x). Slots whose index is MOE_SKIPPED cost nothing:
- * their expert's weights are not read unless another token kept it. counters may be NULL. */
+ * their expert's weights are not read unless another token kept it. counters may be NULL. The
+ * active experts run in one parallel region per phase, split by output rows (pool may be NULL). */
 int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_idx, const float *topk_w,
-                 float *out, moe_counters *counters, modes_error *err);
+                 float *out, moe_counters *counters, modes_pool *pool, modes_error *err);
 
 #endif

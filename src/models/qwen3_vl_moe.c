@@ -208,7 +208,7 @@ static int scratch_alloc(scratch *s, const text_config *c, int n, int T) {
     s->k = malloc(n * kd * sizeof(float));
     s->v = malloc(n * kd * sizeof(float));
     s->cs = malloc((size_t)n * c->head_dim * sizeof(float));
-    s->scores = malloc((size_t)T * sizeof(float));
+    s->scores = malloc((size_t)T * c->n_heads * sizeof(float));
     s->router_logits = malloc(n * (E ? E : 1) * sizeof(float));
     s->topk_w = malloc(n * (K ? K : 1) * sizeof(float));
     s->topk_idx = malloc(n * (K ? K : 1) * sizeof(int32_t));
@@ -219,13 +219,30 @@ static int scratch_alloc(scratch *s, const text_config *c, int n, int T) {
                : -1;
 }
 
+typedef struct {
+    scratch *s;
+    const float *k0, *v0;
+    int n, n_past, hd, qd, kd, group;
+    float scale;
+} head_work;
+
+/* One query head; each thread has its own score row (scratch holds one per head). */
+static void attention_task(void *arg, int h, int n_heads) {
+    const head_work *w = arg;
+    const int g = h / w->group; /* repeat_kv: query head h reads kv head h / group */
+    attention_head(w->s->att + (size_t)h * w->hd, w->qd, w->s->q + (size_t)h * w->hd, w->qd, w->k0 + (size_t)g * w->hd,
+                   w->v0 + (size_t)g * w->hd, w->kd, w->n, w->n_past, w->hd, w->scale, 1,
+                   w->s->scores + (size_t)h * (w->n_past + w->n));
+    (void)n_heads;
+}
+
 /* Self-attention of n new tokens; their k and v (after norm and rope) join the cache first. */
 static void attention(modes_ctx *c, int l, const text_layer *L, scratch *s, int n, float *out) {
     const text_config *cf = &c->model->cfg.text;
     const int hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads, kd = nkv * hd, qd = nh * hd;
-    matmul(s->q, s->xn, n, &L->q, NULL);
-    matmul(s->k, s->xn, n, &L->k, NULL);
-    matmul(s->v, s->xn, n, &L->v, NULL);
+    matmul_mt(c->pool, s->q, s->xn, n, &L->q, NULL);
+    matmul_mt(c->pool, s->k, s->xn, n, &L->k, NULL);
+    matmul_mt(c->pool, s->v, s->xn, n, &L->v, NULL);
     float *kc = c->k_cache + ((size_t)l * c->n_ctx + c->n_past) * kd;
     float *vc = c->v_cache + ((size_t)l * c->n_ctx + c->n_past) * kd;
     for (int i = 0; i < n; i++) {
@@ -244,14 +261,10 @@ static void attention(modes_ctx *c, int l, const text_layer *L, scratch *s, int 
     memcpy(kc, s->k, (size_t)n * kd * sizeof(float));
     memcpy(vc, s->v, (size_t)n * kd * sizeof(float));
     const float *k0 = c->k_cache + (size_t)l * c->n_ctx * kd, *v0 = c->v_cache + (size_t)l * c->n_ctx * kd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const int group = nh / nkv;
-    for (int h = 0; h < nh; h++) {
-        const int g = h / group; /* repeat_kv: query head h reads kv head h / group */
-        attention_head(s->att + (size_t)h * hd, qd, s->q + (size_t)h * hd, qd, k0 + (size_t)g * hd,
-                       v0 + (size_t)g * hd, kd, n, c->n_past, hd, scale, 1, s->scores);
-    }
-    matmul(out, s->att, n, &L->o, NULL);
+    head_work hw = {.s = s, .k0 = k0, .v0 = v0, .n = n, .n_past = c->n_past, .hd = hd, .qd = qd, .kd = kd,
+                    .group = nh / nkv, .scale = 1.0f / sqrtf((float)hd)};
+    pool_run(c->pool, attention_task, &hw, nh);
+    matmul_mt(c->pool, out, s->att, n, &L->o, NULL);
 }
 
 static int feed_forward(modes_ctx *c, int l, const text_layer *L, scratch *s, int n, float *out, tapper *tp,
@@ -265,16 +278,16 @@ static int feed_forward(modes_ctx *c, int l, const text_layer *L, scratch *s, in
             free(u);
             return modes_fail(err, MODES_E_INTERNAL, "out of memory in layer %d", l);
         }
-        matmul(g, s->xn, n, &L->mlp.gate, NULL);
-        matmul(u, s->xn, n, &L->mlp.up, NULL);
+        matmul_mt(c->pool, g, s->xn, n, &L->mlp.gate, NULL);
+        matmul_mt(c->pool, u, s->xn, n, &L->mlp.up, NULL);
         silu_mul(g, g, u, n * I);
-        matmul(out, g, n, &L->mlp.down, NULL);
+        matmul_mt(c->pool, out, g, n, &L->mlp.down, NULL);
         free(g);
         free(u);
         return 0;
     }
     const moe_layer *moe = &L->moe;
-    moe_route(moe, s->xn, n, s->router_logits, s->topk_idx, s->topk_w);
+    moe_route(moe, s->xn, n, s->router_logits, s->topk_idx, s->topk_w, c->pool);
     tap_f(tp, "text.layer%d.router_logits", l, s->router_logits, 2, n, moe->n_experts, 0);
     if (c->tap) {
         snprintf(tp->name, sizeof tp->name, "text.layer%d.router_topk_idx", l);
@@ -292,7 +305,7 @@ static int feed_forward(modes_ctx *c, int l, const text_layer *L, scratch *s, in
         c->tap(c->tap_user, tp->name, 1, s->topk_idx, 2, shape);
     }
     moe_counters mc = {0};
-    int rc = moe_dispatch(moe, s->xn, n, s->topk_idx, s->topk_w, out, &mc, err);
+    int rc = moe_dispatch(moe, s->xn, n, s->topk_idx, s->topk_w, out, &mc, c->pool, err);
     const modes_policy *p = c->policy;
     if (p && p->method == SKIP_REMOVE_LAYER && p->remove_identity && p->remove_layer == ml)
         for (int i = 0; i < n; i++) /* the authors' removal: the routed output becomes the MLP input */
@@ -364,7 +377,7 @@ int qwen3vl_text_forward(modes_ctx *c, const text_batch *b, float *logits, int n
         const int first = n - n_logits;
         for (int i = first; i < n; i++) rmsnorm(s.xn + (size_t)i * H, s.x + (size_t)i * H, m->final_norm, H, cf->rms_eps);
         tap_f(&tp, "text.final_norm_out", 0, s.xn, 3, 1, n, H);
-        if (n_logits > 0) matmul(logits, s.xn + (size_t)first * H, n_logits, &m->lm_head, NULL);
+        if (n_logits > 0) matmul_mt(c->pool, logits, s.xn + (size_t)first * H, n_logits, &m->lm_head, NULL);
         if (n_logits == n) tap_f(&tp, "logits", 0, logits, 3, 1, n, cf->vocab);
     }
     scratch_free(&s);

@@ -128,6 +128,9 @@ static int alpha_example(calib_session *s, calib_example *e, const calib_options
                          float **capture, float *tmp, modes_error *err) {
     const modes_model *m = s->m;
     int rc = run_example(s, e, 0, NULL, capture, err);
+    const long long NL = m->cfg.text.n_layers, n = e->in.n;
+    s->layer_evals += NL * n;
+    s->naive_layer_evals += NL * n;
     int has[2] = {0, 0};
     for (int i = 0; i < e->in.n; i++) {
         const int c = modes_model_token_class(m, e->in.ids[i]);
@@ -144,6 +147,8 @@ static int alpha_example(calib_session *s, calib_example *e, const calib_options
             modes_ctx_set_policy(s->ctx, rm);
             rc = run_example(s, e, tl, capture[tl], NULL, err);
             modes_ctx_set_policy(s->ctx, NULL);
+            s->layer_evals += (NL - tl) * n; /* layers below tl come from the original pass */
+            s->naive_layer_evals += NL * n;
             if (!rc) sum[mod * m->n_moe_layers + l] += answer_kl(e, s->logits, s->vocab, tmp);
         }
     }

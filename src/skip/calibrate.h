@@ -23,6 +23,7 @@ typedef struct {
     calib_example *ex;
     int n_ex, vocab;
     long long answer_tokens;
+    long long layer_evals, naive_layer_evals; /* token-layers computed by calibrate_alpha, and without reuse */
     float *logits;              /* scratch [max answer + 1][vocab] */
     progress_fn progress;
     void *progress_user;

@@ -178,8 +178,10 @@ int policy_from_spec(const char *spec, const modes_policy *alphas, int n_layers,
     if (!p) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     p->tau[0] = (float)a;
     p->tau[1] = (float)b;
-    p->k[0] = (int)a;
-    p->k[1] = (int)b;
+    if (m == SKIP_TOPK) { /* checked above; other methods' values may not fit an int */
+        p->k[0] = (int)a;
+        p->k[1] = (int)b;
+    }
     for (int l = 0; l < n_layers; l++) p->beta[l] = (float)a;
     if (alphas && alphas->alpha[0] && alphas->n_layers == n_layers)
         for (int c = 0; c < 2; c++) memcpy(p->alpha[c], alphas->alpha[c], (size_t)n_layers * sizeof(float));

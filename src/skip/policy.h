@@ -65,7 +65,7 @@ typedef struct {
     const double *per_layer;  /* [moe_layers] or NULL */
     const char *data, *removal, *granularity;
     int examples;
-    long long answer_tokens;
+    long long answer_tokens, layer_evals, naive_layer_evals;
     int grid, real_passes;
     double cap_t, cap_v;
     const search_point *trace;

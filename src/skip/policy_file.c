@@ -100,8 +100,10 @@ static int read_policy(const char *path, const json_node *root, int L, const cha
         rc = read_pair(path, k, "k", &a, &b, err);
         if (!rc && (a < 1 || b < 1 || a != floorf(a) || b != floorf(b) || a > 1024 || b > 1024))
             rc = modes_fail(err, MODES_E_INPUT, "%s: k must be whole numbers from 1 to 1024", path);
-        p->k[0] = (int)a;
-        p->k[1] = (int)b;
+        if (!rc) { /* a and b are unset when read_pair failed */
+            p->k[0] = (int)a;
+            p->k[1] = (int)b;
+        }
     }
     if (!rc && (beta || m == SKIP_NAEE)) {
         if (beta && beta->type == JSON_ARRAY && beta->n == (size_t)L) {
@@ -215,6 +217,9 @@ static void put_meta(strbuf *sb, const policy_meta *m) {
         sb_printf(sb, ", \"examples\": %d, \"answer_tokens\": %lld", m->examples, m->answer_tokens);
         if (m->removal) sb_puts(sb, ", "), put_key_str(sb, "removal", m->removal);
         if (m->granularity) sb_puts(sb, ", "), put_key_str(sb, "granularity", m->granularity);
+        if (m->layer_evals)
+            sb_printf(sb, ", \"layer_evaluations\": %lld, \"naive_layer_evaluations\": %lld", m->layer_evals,
+                      m->naive_layer_evals);
         sb_puts(sb, "}");
     }
     if (m->grid > 0) {

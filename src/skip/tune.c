@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "skip/scores.h"
 
 typedef struct {
     calib_session *s;
@@ -40,97 +41,26 @@ static int real_eval(void *user, int q, int p, double *f, double *g, modes_error
 
 /* ---- Frozen routing: g from the scores of one unskipped pass ------------------------------ */
 
-typedef struct {
-    const modes_model *m;
-    const modes_policy *alphas;
-    skip_method method;
-    const uint8_t *cls;   /* classes of the example being recorded */
-    float *s[2];          /* scores per modality */
-    size_t n[2], cap[2];
-    uint64_t total;       /* every slot, special tokens included */
-    int failed;
-} score_log;
-
-static void record_scores(void *user, const char *name, int is_int, const void *data, int ndim, const int64_t *shape) {
-    score_log *lg = user;
-    int tl;
-    char tail[32];
-    if (is_int || ndim != 2 || sscanf(name, "text.layer%d.%31s", &tl, tail) != 2 || strcmp(tail, "router_topk_weights"))
-        return;
-    const int l = lg->m->moe_index[tl], k = (int)shape[1];
-    const float *w = data;
-    for (int64_t i = 0; i < shape[0]; i++) {
-        const int c = lg->cls[i];
-        lg->total += (uint64_t)k;
-        if (c > 1) continue;
-        if (lg->n[c] + (size_t)k > lg->cap[c]) {
-            size_t cap = lg->cap[c] ? 2 * lg->cap[c] : 4096;
-            while (cap < lg->n[c] + (size_t)k) cap *= 2;
-            float *g = realloc(lg->s[c], cap * sizeof *g);
-            if (!g) {
-                lg->failed = 1;
-                return;
-            }
-            lg->s[c] = g;
-            lg->cap[c] = cap;
-        }
-        const float a = lg->method == SKIP_MODES ? lg->alphas->alpha[c][l] : 1.0f;
-        for (int j = 0; j < k; j++) lg->s[c][lg->n[c]++] = a * w[i * k + j];
-    }
-}
-
-static int cmp_float(const void *a, const void *b) {
-    const float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-static size_t count_below(const float *v, size_t n, float tau) { /* v sorted ascending */
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        const size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] < tau) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
-static int log_scores(tune_ctx *t, score_log *lg, modes_error *err) {
-    calib_session *s = t->s;
-    *lg = (score_log){.m = s->m, .alphas = t->p, .method = t->o->method};
-    modes_ctx_set_tap(s->ctx, record_scores, lg);
-    modes_ctx_set_policy(s->ctx, NULL);
-    uint8_t *cls = NULL;
+static int log_scores(tune_ctx *t, slot_scores *sc, modes_error *err) {
+    memset(sc, 0, sizeof *sc);
     int rc = 0;
-    for (int i = 0; !rc && i < s->n_ex; i++) {
-        const calib_example *e = &s->ex[i];
-        free(cls);
-        if (!(cls = malloc((size_t)e->in.n))) {
-            rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
-            break;
-        }
-        for (int j = 0; j < e->in.n; j++) cls[j] = (uint8_t)modes_model_token_class(s->m, e->in.ids[j]);
-        lg->cls = cls;
-        modes_ctx_reset(s->ctx);
-        rc = model_run_prepared(s->ctx, &e->in, 0, NULL, NULL, s->logits, 1, err);
-    }
-    modes_ctx_set_tap(s->ctx, NULL, NULL);
-    free(cls);
-    if (!rc && lg->failed) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    for (int c = 0; !rc && c < 2; c++) qsort(lg->s[c], lg->n[c], sizeof(float), cmp_float);
+    for (int i = 0; !rc && i < t->s->n_ex; i++)
+        rc = slot_scores_record(t->s->ctx, &t->s->ex[i].in, t->p, t->o->method == SKIP_MODES, sc, err);
+    slot_scores_sort(sc);
     return rc;
 }
 
 /* The frontier under the estimate, then one real pass per frontier point for f (and the true g). */
 static int frozen_search(tune_ctx *t, search_state *st, modes_error *err) {
-    score_log lg;
+    slot_scores lg;
     int rc = log_scores(t, &lg, err);
     const int D = t->o->grid;
     int p = D - 1;
     for (int q = 0; !rc && q < D; q++) {
         for (; p >= 0; p--) {
             set_point(t, q, p);
-            const double g = lg.total ? (double)(count_below(lg.s[0], lg.n[0], t->p->tau[0]) +
-                                                 count_below(lg.s[1], lg.n[1], t->p->tau[1])) / (double)lg.total : 0;
+            const double g = lg.total ? (double)(slot_scores_below(&lg, 0, t->p->tau[0]) +
+                                                 slot_scores_below(&lg, 1, t->p->tau[1])) / (double)lg.total : 0;
             st->g_evals++;
             if (g < t->o->target) break;
         }
@@ -150,8 +80,7 @@ static int frozen_search(tune_ctx *t, search_state *st, modes_error *err) {
     if (!rc && st->best_q < 0)
         rc = modes_fail(err, MODES_E_INPUT, "target skip ratio %.3f not reached by any frontier point (estimated from "
                         "frozen routing); try the exact search", t->o->target);
-    free(lg.s[0]);
-    free(lg.s[1]);
+    slot_scores_free(&lg);
     return rc;
 }
 

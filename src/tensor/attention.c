@@ -1,10 +1,10 @@
 #include <math.h>
 
-#include "tensor/tensor.h"
+#include "tensor/simd.h"
 
 /* One query row at a time keeps memory linear in the sequence (scores holds one row). */
-void attention_head(float *out, int o_stride, const float *q, int q_stride, const float *k, const float *v,
-                    int kv_stride, int n, int n_past, int hd, float scale, int causal, float *scores) {
+void attention_head_scalar(float *out, int o_stride, const float *q, int q_stride, const float *k, const float *v,
+                           int kv_stride, int n, int n_past, int hd, float scale, int causal, float *scores) {
     for (int i = 0; i < n; i++) {
         const float *qi = q + (size_t)i * q_stride;
         const int T = causal ? n_past + i + 1 : n_past + n;
@@ -31,4 +31,9 @@ void attention_head(float *out, int o_stride, const float *q, int q_stride, cons
             for (int d = 0; d < hd; d++) oi[d] += p * vt[d];
         }
     }
+}
+
+void attention_head(float *out, int o_stride, const float *q, int q_stride, const float *k, const float *v,
+                    int kv_stride, int n, int n_past, int hd, float scale, int causal, float *scores) {
+    kernels_default()->attention_head(out, o_stride, q, q_stride, k, v, kv_stride, n, n_past, hd, scale, causal, scores);
 }

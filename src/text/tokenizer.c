@@ -553,25 +553,33 @@ static int load_added(loader *L, const json_node *added) {
     return 0;
 }
 
-static int cmp_len_desc(const void *a, const void *b, const modes_tokenizer *t) {
-    const added_tok *x = &t->added[*(const uint32_t *)a], *y = &t->added[*(const uint32_t *)b];
-    unsigned char fx = (unsigned char)t->pool[x->off], fy = (unsigned char)t->pool[y->off];
-    if (fx != fy) return fx < fy ? -1 : 1;
+/* The sort key of an added token: first byte, then longest first, then id (then the original order,
+ * so the sort is stable). qsort has no context argument in C17, so the keys are copied out. */
+typedef struct {
+    uint32_t first, len, idx;
+    int32_t id;
+} added_key;
+
+static int cmp_added_key(const void *a, const void *b) {
+    const added_key *x = a, *y = b;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
     if (x->len != y->len) return x->len > y->len ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Insertion sort: qsort has no context argument in C17, and added tokens are few. */
-static void sort_set(uint32_t *v, size_t n, const modes_tokenizer *t) {
-    for (size_t i = 1; i < n; i++) {
-        uint32_t x = v[i];
-        size_t j = i;
-        while (j > 0 && cmp_len_desc(&v[j - 1], &x, t) > 0) {
-            v[j] = v[j - 1];
-            j--;
-        }
-        v[j] = x;
+/* O(n log n): a file may hold up to TOK_MAX_ADDED added tokens. */
+static int sort_set(uint32_t *v, size_t n, const modes_tokenizer *t) {
+    added_key *k = malloc((n ? n : 1) * sizeof *k);
+    if (!k) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const added_tok *a = &t->added[v[i]];
+        k[i] = (added_key){(unsigned char)t->pool[a->off], a->len, v[i], a->id};
     }
+    qsort(k, n, sizeof *k, cmp_added_key);
+    for (size_t i = 0; i < n; i++) v[i] = k[i].idx;
+    free(k);
+    return 0;
 }
 
 static int build_set(loader *L, added_set *s, int normalized) {
@@ -583,7 +591,7 @@ static int build_set(loader *L, added_set *s, int normalized) {
     size_t k = 0;
     for (size_t i = 0; i < t->n_added; i++)
         if (t->added[i].normalized == normalized) s->order[k++] = (uint32_t)i;
-    sort_set(s->order, s->n, t);
+    if (sort_set(s->order, s->n, t)) return modes_fail(L->err, MODES_E_INTERNAL, "%s: out of memory", L->what);
     size_t j = 0;
     for (int b = 0; b <= 256; b++) {
         while (j < s->n && (unsigned char)t->pool[t->added[s->order[j]].off] < b) j++;

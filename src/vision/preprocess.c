@@ -14,8 +14,9 @@
 #include "io/file.h"
 
 #define PREPROC_MAX_CONFIG_BYTES ((size_t)1 << 20)
-/* Far beyond any real budget (4096^2 pixels by default) while keeping every product in int64. */
-#define PREPROC_MAX_PIXELS_LIMIT ((int64_t)1 << 40)
+/* Far beyond any real budget (4096^2 pixels by default), and no more than image_decode ever decodes:
+ * min_pixels and max_pixels size allocations, so a config file cannot ask for terabytes. */
+#define PREPROC_MAX_PIXELS_LIMIT IMAGE_DEFAULT_MAX_PIXELS
 
 /* ---- Configuration -------------------------------------------------------------------------- */
 

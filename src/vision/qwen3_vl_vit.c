@@ -160,6 +160,7 @@ static void vision_rope_tables(const qwen3_vit *v, const vit_grid *g, float *cs)
 
 typedef struct {
     float *xn, *qkv, *att, *tmp, *mlp, *cs, *scores;
+    modes_pool *pool;
 } vit_scratch;
 
 static void vit_scratch_free(vit_scratch *s) {
@@ -177,7 +178,7 @@ static void vit_attention(const qwen3_vit *v, const vit_block *b, const vit_grid
                           vit_scratch *s) {
     const int D = v->cfg.hidden, nh = v->cfg.n_heads, hd = D / nh;
     for (int i = 0; i < N; i++) layernorm(s->xn + (size_t)i * D, x + (size_t)i * D, b->ln1_w, b->ln1_b, D, 1e-6f);
-    matmul(s->qkv, s->xn, N, &b->qkv, b->qkv_b);
+    matmul_mt(s->pool, s->qkv, s->xn, N, &b->qkv, b->qkv_b);
     for (int i = 0; i < N; i++) /* q is the first D values of a row, k the next D, v the last */
         for (int h = 0; h < nh; h++) {
             rope_apply(s->qkv + (size_t)i * 3 * D + (size_t)h * hd, hd, s->cs + (size_t)i * hd);
@@ -195,7 +196,7 @@ static void vit_attention(const qwen3_vit *v, const vit_block *b, const vit_grid
                                s->scores);
             start += len;
         }
-    matmul(s->tmp, s->att, N, &b->proj, b->proj_b);
+    matmul_mt(s->pool, s->tmp, s->att, N, &b->proj, b->proj_b);
     for (size_t i = 0; i < (size_t)N * D; i++) x[i] += s->tmp[i];
 }
 
@@ -203,14 +204,14 @@ static void vit_attention(const qwen3_vit *v, const vit_block *b, const vit_grid
 static void vit_mlp(const qwen3_vit *v, const vit_block *b, int N, float *x, vit_scratch *s) {
     const int D = v->cfg.hidden;
     for (int i = 0; i < N; i++) layernorm(s->xn + (size_t)i * D, x + (size_t)i * D, b->ln2_w, b->ln2_b, D, 1e-6f);
-    matmul(s->mlp, s->xn, N, &b->fc1, b->fc1_b);
+    matmul_mt(s->pool, s->mlp, s->xn, N, &b->fc1, b->fc1_b);
     gelu_tanh(s->mlp, (size_t)N * v->cfg.intermediate);
-    matmul(s->tmp, s->mlp, N, &b->fc2, b->fc2_b);
+    matmul_mt(s->pool, s->tmp, s->mlp, N, &b->fc2, b->fc2_b);
     for (size_t i = 0; i < (size_t)N * D; i++) x[i] += s->tmp[i];
 }
 
 /* Merges each merge^2 block of rows into one token (spec 4.5); out is [N / merge^2, out_hidden]. */
-static int vit_merge(const qwen3_vit *v, const vit_merger *mg, const float *x, int N, float *out) {
+static int vit_merge(const qwen3_vit *v, const vit_merger *mg, const float *x, int N, float *out, modes_pool *pool) {
     const int D = v->cfg.hidden, k = v->cfg.merge * v->cfg.merge, wide = D * k, M = N / k;
     float *y = malloc((size_t)N * D * sizeof *y), *h = malloc((size_t)M * wide * sizeof *h);
     if (!y || !h) {
@@ -222,9 +223,9 @@ static int vit_merge(const qwen3_vit *v, const vit_merger *mg, const float *x, i
         for (int i = 0; i < M; i++) layernorm(y + (size_t)i * wide, x + (size_t)i * wide, mg->norm_w, mg->norm_b, wide, 1e-6f);
     else
         for (int i = 0; i < N; i++) layernorm(y + (size_t)i * D, x + (size_t)i * D, mg->norm_w, mg->norm_b, D, 1e-6f);
-    matmul(h, y, M, &mg->fc1, mg->fc1_b);
+    matmul_mt(pool, h, y, M, &mg->fc1, mg->fc1_b);
     gelu_erf(h, (size_t)M * wide);
-    matmul(out, h, M, &mg->fc2, mg->fc2_b);
+    matmul_mt(pool, out, h, M, &mg->fc2, mg->fc2_b);
     free(y);
     free(h);
     return 0;
@@ -244,8 +245,8 @@ static int check_grids(const qwen3_vit *v, const vit_grid *grids, int n_images, 
     return 0;
 }
 
-int qwen3_vit_forward(const qwen3_vit *v, const float *pixels, const vit_grid *grids, int n_images, modes_tap_fn tap,
-                      void *tap_user, vit_output *out, modes_error *err) {
+int qwen3_vit_forward(const qwen3_vit *v, const float *pixels, const vit_grid *grids, int n_images, modes_pool *pool,
+                      modes_tap_fn tap, void *tap_user, vit_output *out, modes_error *err) {
     memset(out, 0, sizeof *out);
     const vision_config *c = &v->cfg;
     const int D = c->hidden, hd = D / c->n_heads;
@@ -254,7 +255,7 @@ int qwen3_vit_forward(const qwen3_vit *v, const float *pixels, const vit_grid *g
     const int M = N / (c->merge * c->merge);
     int max_len = 1;
     for (int i = 0; i < n_images; i++) max_len = grids[i].h * grids[i].w > max_len ? grids[i].h * grids[i].w : max_len;
-    vit_scratch s = {0};
+    vit_scratch s = {.pool = pool};
     float *x = malloc((size_t)N * D * sizeof *x);
     s.xn = malloc((size_t)N * D * sizeof(float));
     s.qkv = malloc((size_t)N * 3 * D * sizeof(float));
@@ -275,7 +276,7 @@ int qwen3_vit_forward(const qwen3_vit *v, const float *pixels, const vit_grid *g
     }
     out->n_tokens = M;
     out->dim = c->out_hidden;
-    matmul(x, pixels, N, &v->patch, v->patch_b);
+    matmul_mt(pool, x, pixels, N, &v->patch, v->patch_b);
     tap_rows(tap, tap_user, "vision.patch_embed_out", x, N, D);
     for (int i = 0, start = 0; i < n_images; i++) {
         add_position_embedding(v, &grids[i], x + (size_t)start * D);
@@ -292,7 +293,7 @@ int qwen3_vit_forward(const qwen3_vit *v, const float *pixels, const vit_grid *g
         tap_rows(tap, tap_user, name, x, N, D);
         for (int j = 0; j < c->n_deepstack; j++) {
             if (c->deepstack[j] != l) continue;
-            if (vit_merge(v, &v->deepstack[j], x, N, out->deepstack[j])) {
+            if (vit_merge(v, &v->deepstack[j], x, N, out->deepstack[j], pool)) {
                 rc = modes_fail(err, MODES_E_INTERNAL, "out of memory in the DeepStack merger");
                 goto done;
             }
@@ -303,7 +304,7 @@ int qwen3_vit_forward(const qwen3_vit *v, const float *pixels, const vit_grid *g
         }
     }
     tap_rows(tap, tap_user, "vision.last_hidden_state", x, N, D);
-    if (vit_merge(v, &v->merger, x, N, out->embeds)) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory in the merger");
+    if (vit_merge(v, &v->merger, x, N, out->embeds, pool)) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory in the merger");
     else {
         tap_rows(tap, tap_user, "vision.merger_out", out->embeds, M, c->out_hidden);
         tap_rows(tap, tap_user, "vision.image_embeds", out->embeds, M, c->out_hidden);

@@ -4,6 +4,7 @@
 #ifndef MODES_VISION_QWEN3_VL_VIT_H
 #define MODES_VISION_QWEN3_VL_VIT_H
 
+#include "core/pool.h"
 #include "io/config.h"
 #include "modes.h"
 #include "tensor/tensor.h"
@@ -49,6 +50,6 @@ void vit_output_free(vit_output *o);
 
 /* pixels: [sum of t*h*w, C*T*P*P] rows in merge-block order, image after image. tap may be NULL. */
 int qwen3_vit_forward(const qwen3_vit *v, const float *pixels, const vit_grid *grids, int n_images,
-                      modes_tap_fn tap, void *tap_user, vit_output *out, modes_error *err);
+                      modes_pool *pool, modes_tap_fn tap, void *tap_user, vit_output *out, modes_error *err);
 
 #endif

@@ -1,0 +1,34 @@
+/* Speed measurements (DESIGN.md section 5; `modes bench`): prefill and decode under each policy in
+ * one process, median of repetitions after a warm-up, with the counts that say what the hardware
+ * allows: weight and KV-cache bytes per decoded token against the measured memory bandwidth, and
+ * prefill FLOPs against the measured peak multiply-add rate. */
+#ifndef MODES_EVAL_BENCH_H
+#define MODES_EVAL_BENCH_H
+
+#include "models/model.h"
+
+typedef struct {
+    int gen_tokens, reps;
+} bench_options;
+
+typedef struct {
+    double prefill_s, decode_s;      /* medians: one prefill, one decode step */
+    double skip, skip_text, skip_vision, skip_decode;
+    double decode_weight_bytes;      /* weights read per decoded token */
+    double decode_kv_bytes;          /* KV cache read per decoded token (mean over the steps) */
+    double prefill_flops;            /* multiply-adds x 2 of one prefill */
+    double prefill_weight_bytes;     /* weights read by one prefill (each used matrix once) */
+} bench_result;
+
+/* Runs the prepared prompt under each policy (NULL: none): a warm-up of every policy, then the
+ * repetitions interleaved across policies so that drift of the machine affects all alike. The
+ * context must hold the prompt plus gen_tokens. */
+int bench_policies(modes_ctx *c, const prepared_input *prompt, const modes_policy *const *p, int n,
+                   const bench_options *o, bench_result *r, modes_error *err);
+
+/* A threshold tau such that skipping slots with alpha~ * weight < tau (uniform alphas when the
+ * policy has none) skips `ratio` of the prompt's routed slots, from one unskipped pass's scores. */
+int bench_tau_for_ratio(modes_ctx *c, const prepared_input *prompt, const modes_policy *alphas, double ratio,
+                        float *tau, modes_error *err);
+
+#endif

@@ -1,0 +1,147 @@
+/* A model with the real dimensions of a released checkpoint and random bf16 weights made in
+ * memory, for `modes bench --synthetic` (DESIGN.md section 5): speed does not depend on the values.
+ *
+ * The experts of Qwen3-VL-30B-A3B alone are 58 GB, more than such machines have, so the expert
+ * weights are a pool of distinct layer blocks sized to a memory budget, and layer l uses block
+ * l mod n_blocks. Each block is far larger than any cache, so a token still streams every expert
+ * it uses from memory; the byte counts the benchmark reports are those of distinct experts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "models/model.h"
+
+typedef struct {
+    uint64_t s;
+} rng64;
+
+/* Owned random bf16 storage of n values, uniform in [-scale/2, scale/2): xorshift64 gives four
+ * values per step, so gigabytes take seconds. Every row is distinct, so routing is not degenerate. */
+static void *random_weights(modes_model *m, size_t n, float scale, rng64 *r, modes_error *err) {
+    uint16_t *w = malloc(n * sizeof *w);
+    if (!w) {
+        modes_fail(err, MODES_E_INTERNAL, "out of memory for %zu synthetic weights", n);
+        return NULL;
+    }
+    uint64_t x = r->s | 1;
+    for (size_t i = 0; i < n; i += 4) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        for (size_t k = 0; k < 4 && i + k < n; k++)
+            w[i + k] = f32_to_bf16(((float)((x >> (16 * k)) & 0xffff) / 65536.0f - 0.5f) * scale);
+    }
+    r->s = x;
+    return model_own(m, w, err) ? NULL : w;
+}
+
+static float *ones(modes_model *m, int n, modes_error *err) {
+    float *v = malloc((size_t)n * sizeof *v);
+    if (!v) {
+        modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) v[i] = 1.0f;
+    return model_own(m, v, err) ? NULL : v;
+}
+
+static int make_matrix(modes_model *m, int rows, int cols, rng64 *r, wmat *w, modes_error *err) {
+    void *d = random_weights(m, (size_t)rows * cols, 0.1f, r, err);
+    if (!d) return MODES_E_INTERNAL;
+    *w = (wmat){DT_BF16, d, rows, cols};
+    return 0;
+}
+
+static void qwen3_vl_30b_a3b(model_config *c, int layers) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model_type, sizeof c->model_type, "qwen3_vl_moe");
+    text_config *t = &c->text;
+    *t = (text_config){.hidden = 2048, .n_layers = layers, .n_heads = 32, .n_kv_heads = 4, .head_dim = 128,
+                       .vocab = 151936, .intermediate = 6144, .moe_intermediate = 768, .n_experts = 128, .top_k = 8,
+                       .decoder_sparse_step = 1, .norm_topk_prob = 1, .rms_eps = 1e-6f, .rope_theta = 5e6,
+                       .mrope_section = {24, 20, 20}, .max_position = 262144};
+    for (int l = 0; l < layers; l++) t->is_moe[l] = 1;
+    c->image_token_id = 151655;
+    c->video_token_id = 151656;
+    c->vision_start_id = 151652;
+    c->vision_end_id = 151653;
+    c->bos_id = 151643;
+    c->n_eos = 2;
+    c->eos[0] = 151645;
+    c->eos[1] = 151643;
+}
+
+static int make_layers(modes_model *m, size_t expert_budget, rng64 *r, int *n_blocks, modes_error *err) {
+    const text_config *c = &m->cfg.text;
+    const int H = c->hidden, hd = c->head_dim, E = c->n_experts, I = c->moe_intermediate;
+    const size_t block = (size_t)E * 3 * I * H * 2; /* bytes of one layer's experts */
+    int nb = (int)(expert_budget / block);
+    nb = nb < 1 ? 1 : nb > c->n_layers ? c->n_layers : nb;
+    *n_blocks = nb;
+    expert_w **blocks = calloc((size_t)nb, sizeof *blocks);
+    if (!blocks || model_own(m, blocks, err)) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (int b = 0; b < nb; b++) {
+        uint16_t *gu = random_weights(m, (size_t)E * 2 * I * H, 0.05f, r, err);
+        uint16_t *dn = gu ? random_weights(m, (size_t)E * H * I, 0.05f, r, err) : NULL;
+        if (!dn || !(blocks[b] = calloc((size_t)E, sizeof **blocks)) || model_own(m, blocks[b], err)) return MODES_E_INTERNAL;
+        for (int e = 0; e < E; e++) {
+            const uint16_t *g = gu + (size_t)e * 2 * I * H;
+            blocks[b][e] = (expert_w){{DT_BF16, g, I, H}, {DT_BF16, g + (size_t)I * H, I, H},
+                                      {DT_BF16, dn + (size_t)e * H * I, H, I}};
+        }
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        text_layer *L = &m->layers[l];
+        int rc;
+        if (!(L->attn_norm = ones(m, H, err)) || !(L->ffn_norm = ones(m, H, err)) || !(L->q_norm = ones(m, hd, err)) ||
+            !(L->k_norm = ones(m, hd, err)))
+            return MODES_E_INTERNAL;
+        if ((rc = make_matrix(m, c->n_heads * hd, H, r, &L->q, err)) ||
+            (rc = make_matrix(m, c->n_kv_heads * hd, H, r, &L->k, err)) ||
+            (rc = make_matrix(m, c->n_kv_heads * hd, H, r, &L->v, err)) ||
+            (rc = make_matrix(m, H, c->n_heads * hd, r, &L->o, err)))
+            return rc;
+        L->is_moe = 1;
+        L->moe = (moe_layer){.n_experts = E, .top_k = c->top_k, .hidden = H, .inter = I, .experts = blocks[l % nb]};
+        if ((rc = make_matrix(m, E, H, r, &L->moe.router, err))) return rc;
+    }
+    return 0;
+}
+
+int model_synthetic(const char *name, int layers, size_t expert_budget, uint64_t seed, modes_model **out, int *n_blocks,
+                    modes_error *err) {
+    *out = NULL;
+    if (strcmp(name, "qwen3-vl-30b-a3b"))
+        return modes_fail(err, MODES_E_INPUT, "--synthetic %s: unknown model (known: qwen3-vl-30b-a3b)", name);
+    if (layers < 1 || layers > 48) return modes_fail(err, MODES_E_INPUT, "--layers must be between 1 and 48");
+    modes_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->dir = strdup("synthetic:qwen3-vl-30b-a3b"))) {
+        free(m);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    }
+    qwen3_vl_30b_a3b(&m->cfg, layers);
+    const text_config *c = &m->cfg.text;
+    rng64 r = {seed * 2654435761u + 1};
+    int rc = 0;
+    m->layers = calloc((size_t)layers, sizeof *m->layers);
+    m->moe_index = malloc((size_t)layers * sizeof *m->moe_index);
+    m->token_class = calloc((size_t)c->vocab, 1);
+    if (!m->layers || !m->moe_index || !m->token_class) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (int l = 0; !rc && l < layers; l++) m->moe_index[l] = l;
+    m->n_moe_layers = layers;
+    if (!rc) {
+        m->token_class[m->cfg.image_token_id] = MODES_TOKEN_VISION;
+        for (int id = 151643; id <= 151654; id++) m->token_class[id] = MODES_TOKEN_SPECIAL;
+        rc = make_matrix(m, c->vocab, c->hidden, &r, &m->embed, err);
+    }
+    if (!rc) rc = make_matrix(m, c->vocab, c->hidden, &r, &m->lm_head, err);
+    if (!rc && !(m->final_norm = ones(m, c->hidden, err))) rc = MODES_E_INTERNAL;
+    if (!rc) rc = make_layers(m, expert_budget, &r, n_blocks, err);
+    if (rc) {
+        modes_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}

@@ -1,0 +1,100 @@
+/* Measures the two limits kernels are judged against: streaming read bandwidth (decode reads every
+ * active weight once per token) and the peak multiply-add rate (prefill). */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/pool.h"
+#include "tensor/simd.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    const uint64_t *buf;
+    atomic_uint_fast64_t sink; /* keeps the reads from being optimised away */
+} bw_job;
+
+/* 16-byte vector loads (the baseline of every x86-64 and arm64 CPU) into four independent sums,
+ * so the loop is bound by memory, not by load slots or the add chain. */
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
+
+static void bw_range(void *arg, size_t b, size_t e) {
+    bw_job *j = arg;
+    const u64x2 *p = (const u64x2 *)j->buf + b / 2;
+    const size_t n = (e - b) / 2;
+    u64x2 s0 = {0, 0}, s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += p[i];
+        s1 += p[i + 1];
+        s2 += p[i + 2];
+        s3 += p[i + 3];
+    }
+    for (; i < n; i++) s0 += p[i];
+    const u64x2 s = s0 + s1 + s2 + s3;
+    atomic_fetch_add_explicit(&j->sink, s[0] + s[1], memory_order_relaxed);
+}
+
+/* The buffer is read in 8 slices (each still several times a last-level cache when bytes is),
+ * each timed alone, three rounds, best slice kept: on a machine shared with other work, a short
+ * measurement is more likely to fall in a moment when this process has the cores to itself. */
+double probe_read_bandwidth(modes_pool *pool, size_t bytes) {
+    enum { SLICES = 8 };
+    const size_t words = bytes / (64 * SLICES) * (8 * SLICES); /* whole cache lines per slice */
+    uint64_t *buf = words ? aligned_alloc(64, words * 8) : NULL;
+    if (!buf) return 0;
+    memset(buf, 1, words * 8); /* fault the pages in before timing */
+    bw_job j = {NULL, 0};
+    double best = 0;
+    for (int rep = 0; rep < 3 * SLICES; rep++) {
+        j.buf = buf + (size_t)(rep % SLICES) * (words / SLICES);
+        const double t = now_s();
+        pool_for(pool, words / SLICES, 8 * 64, bw_range, &j); /* 4 KiB grains */
+        const double gbs = (double)(words / SLICES * 8) / (now_s() - t) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    free(buf);
+    return best;
+}
+
+typedef struct {
+    simd_path path;
+    long iters;
+    atomic_int sink;
+} peak_job;
+
+static void peak_task(void *arg, int task, int n_tasks) {
+    peak_job *j = arg;
+    float r = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    switch (j->path) {
+    case SIMD_AVX2: r = probe_fma_avx2(j->iters); break;
+    case SIMD_AVX512: r = probe_fma_avx512(j->iters); break;
+    case SIMD_AVX512BF16: r = probe_dpbf16(j->iters); break;
+    default: break;
+    }
+#endif
+    atomic_fetch_add_explicit(&j->sink, r > 0, memory_order_relaxed);
+}
+
+/* Many short runs, best kept, for the same reason as above. */
+double probe_peak_gflops(simd_path p, modes_pool *pool) {
+    static const double flops_per_iter[SIMD_N_PATHS] = {0, 12.0 * 8 * 2, 12.0 * 16 * 2, 12.0 * 32 * 2};
+    if (p == SIMD_SCALAR || !kernels_for(p)) return 0;
+    const int tasks = pool_size(pool);
+    peak_job j = {p, 100000, 0};
+    double best = 0;
+    for (int rep = 0; rep < 30; rep++) {
+        const double t = now_s();
+        pool_run(pool, peak_task, &j, tasks);
+        const double g = flops_per_iter[p] * (double)j.iters * tasks / (now_s() - t) / 1e9;
+        best = g > best ? g : best;
+    }
+    return best;
+}
