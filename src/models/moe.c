@@ -43,7 +43,7 @@ typedef struct {
     int chunks_i, chunks_h; /* row chunks per expert for gate/up (of I) and for down (of H) */
 } dispatch;
 
-#define ROW_CHUNK 64 /* rows of W per task: a multiple of every SIMD block, small enough to balance */
+#define ROW_CHUNK 48 /* rows of W per task: a multiple of every SIMD row block (4 and 6), small enough to balance */
 
 static void gate_up_task(void *arg, int task, int n_tasks) {
     const dispatch *d = arg;

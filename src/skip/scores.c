@@ -69,7 +69,8 @@ static int cmp_float(const void *a, const void *b) {
 }
 
 void slot_scores_sort(slot_scores *s) {
-    for (int c = 0; c < 2; c++) qsort(s->s[c], s->n[c], sizeof(float), cmp_float);
+    for (int c = 0; c < 2; c++) /* a class without scores has no array: qsort takes no NULL */
+        if (s->n[c] > 1) qsort(s->s[c], s->n[c], sizeof(float), cmp_float);
 }
 
 size_t slot_scores_below(const slot_scores *s, int m, float tau) {
