@@ -6,11 +6,11 @@
 # once fixed). Part of `make check`.
 #
 #   scripts/fuzz-smoke.sh [TARGET...]      (default: every tests/fuzz/fuzz_*.c)
-#   FUZZ_SECONDS=20   seconds per target        FUZZ_BUILD=build-fuzz   build folder
+#   FUZZ_SECONDS=15   seconds per target        FUZZ_BUILD=build-fuzz   build folder
 #   FUZZ_CC=clang     the compiler              FUZZ_JOBS=$(nproc)      build jobs
 set -eu
 cd "$(dirname "$0")/.."
-SECONDS_EACH=${FUZZ_SECONDS:-20}
+SECONDS_EACH=${FUZZ_SECONDS:-15}
 BUILD=${FUZZ_BUILD:-build-fuzz}
 CC_FUZZ=${FUZZ_CC:-clang}
 JOBS=${FUZZ_JOBS:-$(nproc)}
