@@ -55,7 +55,7 @@ double probe_read_bandwidth(modes_pool *pool, size_t bytes) {
     for (int rep = 0; rep < 3 * SLICES; rep++) {
         j.buf = buf + (size_t)(rep % SLICES) * (words / SLICES);
         const double t = now_s();
-        pool_for(pool, words / SLICES, 8 * 64, bw_range, &j); /* 4 KiB grains */
+        pool_for(pool, words / SLICES, 32 * 1024, bw_range, &j); /* 256 KiB grains: few claims per slice */
         const double gbs = (double)(words / SLICES * 8) / (now_s() - t) / 1e9;
         best = gbs > best ? gbs : best;
     }
