@@ -70,12 +70,20 @@ static double ratio(const eval_result *r, int cls) { /* cls < 0: every class, bo
 
 static double accuracy(const eval_result *r) { return r->total ? (double)r->correct / r->total : 0; }
 
+/* A policy file is named by its file name in the table (the JSON keeps the path): paths of a
+ * results folder share a long prefix and would all be cut to the same 36 characters. */
+static const char *table_label(const char *label) {
+    const size_t n = strlen(label);
+    const char *slash = strrchr(label, '/');
+    return n > 5 && !strcmp(label + n - 5, ".json") && slash ? slash + 1 : label;
+}
+
 static void print_table(const eval_opts *o, const eval_results *res) {
     const double base = accuracy(&res->runs[0]);
     printf("%-36s %9s %9s %7s %7s %7s %8s\n", "run", "accuracy", "retained", "skip", "text", "vision", "examples");
     for (int r = 0; r < res->n_runs; r++) {
         const eval_result *e = &res->runs[r];
-        printf("%-36.36s %9.4f %9.4f %7.4f %7.4f %7.4f %8ld\n", o->labels[r], accuracy(e),
+        printf("%-36.36s %9.4f %9.4f %7.4f %7.4f %7.4f %8ld\n", table_label(o->labels[r]), accuracy(e),
                base > 0 ? accuracy(e) / base : 0, ratio(e, -1), ratio(e, MODES_TOKEN_TEXT), ratio(e, MODES_TOKEN_VISION),
                e->total);
     }
@@ -84,7 +92,7 @@ static void print_table(const eval_opts *o, const eval_results *res) {
         for (int f = 0; f < res->n_families; f++) printf(" %10.10s", res->families[f]);
         printf("\n");
         for (int r = 0; r < res->n_runs; r++) {
-            printf("%-36.36s", o->labels[r]);
+            printf("%-36.36s", table_label(o->labels[r]));
             for (int f = 0; f < res->n_families; f++)
                 printf(" %10.4f", res->runs[r].fam_total[f] ? (double)res->runs[r].fam_correct[f] / res->runs[r].fam_total[f] : 0);
             printf("\n");

@@ -73,10 +73,13 @@ typedef struct {
 
 static void print_stats(FILE *f, const modes_stats *s, const run_timing *t) {
     const modes_skip_count *pre = s->phase[0], *dec = s->phase[1];
-    fprintf(f, "prompt %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s | skipped: prefill %.1f%% (text %.1f%%, "
+    /* the first new token comes out of the prefill: a decode rate needs at least two */
+    char rate[48] = "";
+    if (t->new_tokens > 1 && t->decode_s > 0) snprintf(rate, sizeof rate, ", %.1f tok/s", (t->new_tokens - 1) / t->decode_s);
+    fprintf(f, "prompt %d tokens, %.1f tok/s (%.1f ms) | %d new token%s%s | skipped: prefill %.1f%% (text %.1f%%, "
                "vision %.1f%%), decode %.1f%%\n",
-            t->prompt_tokens, t->prefill_s > 0 ? t->prompt_tokens / t->prefill_s : 0.0, t->new_tokens,
-            t->decode_s > 0 ? (t->new_tokens > 1 ? t->new_tokens - 1 : 0) / t->decode_s : 0.0,
+            t->prompt_tokens, t->prefill_s > 0 ? t->prompt_tokens / t->prefill_s : 0.0, 1e3 * t->prefill_s,
+            t->new_tokens, t->new_tokens == 1 ? "" : "s", rate,
             100 * modes_skip_ratio(pre, 3), 100 * modes_skip_ratio(&pre[MODES_TOKEN_TEXT], 1),
             100 * modes_skip_ratio(&pre[MODES_TOKEN_VISION], 1), 100 * modes_skip_ratio(dec, 3));
     if (modes_skip_ratio(pre, 3) > 0 || modes_skip_ratio(dec, 3) > 0) {
@@ -191,6 +194,7 @@ int cmd_run(int argc, char **argv) {
         rc = generate(ctx, m, prompt, &o, out, &made, &text, &t, &err);
     }
     if (!rc && !o.json) fputc('\n', stdout);
+    fflush(stdout); /* the answer before the statistics on stderr, also when both go to one pipe */
     if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t);
     if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t);
     sb_free(&text);
