@@ -5,10 +5,9 @@
 #   make asan     run the same suite under ASan + UBSan
 #   make fuzz-smoke  build the libFuzzer targets (clang) in build-fuzz/ and fuzz each for FUZZ_SECONDS
 #   make check    all three (what CI runs)
-#   make demo     answer a prompt with the default model
+#   make demo     answer an image question with the embedded model, without and with skipping
 JOBS ?= $(shell nproc)
 SHARED ?= $(abspath ../shared)
-DEMO_MODEL ?= $(SHARED)/ref/qwen3vlmoe-tiny-a/model
 
 .PHONY: all build test asan fuzz-smoke check demo clean
 all: build
@@ -36,7 +35,7 @@ check: test
 	$(MAKE) fuzz-smoke
 
 demo: build
-	./build/modes run -m $(DEMO_MODEL) -p "What is a mixture of experts?" -n 24 --stats
+	scripts/demo.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

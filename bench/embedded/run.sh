@@ -13,7 +13,8 @@ TEST=${TEST:-$MODEL/data/test.jsonl}
 TARGETS=${TARGETS:-"0.5 0.63 0.75 0.83 0.88"}
 GRID=${GRID:-100}
 CAPS=${CAPS:-"--cap-text 1 --cap-vision 1"}
-LIMIT=${LIMIT:-0}
+LIMIT=${LIMIT:-0}              # examples of each split (0: all)
+SEARCH_LIMIT=${SEARCH_LIMIT:-$LIMIT} # calibration examples for the threshold searches
 mkdir -p "$OUT/policies"
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
@@ -24,7 +25,7 @@ for t in $TARGETS; do
     for method in modes gmlg-threshold dmt threshold naee; do
         p="$OUT/policies/$method-$t.json"
         log "search $method for $t"
-        if "$BIN" search -m "$MODEL" --data "$CALIB" --limit "$LIMIT" --policy "$OUT/alphas.json" --target "$t" \
+        if "$BIN" search -m "$MODEL" --data "$CALIB" --limit "$SEARCH_LIMIT" --policy "$OUT/alphas.json" --target "$t" \
             --grid "$GRID" $CAPS --method "$method" -o "$p" 2>>"$OUT/search.log"; then
             runs+=(--policy "$p")
         else
