@@ -9,6 +9,7 @@
 
 typedef struct {
     int gen_tokens, reps;
+    size_t probe_bytes; /* > 0: probe the read bandwidth after every measured run with this buffer */
 } bench_options;
 
 typedef struct {
@@ -18,6 +19,7 @@ typedef struct {
     double decode_kv_bytes;          /* KV cache read per decoded token (mean over the steps) */
     double prefill_flops;            /* multiply-adds x 2 of one prefill */
     double prefill_weight_bytes;     /* weights read by one prefill (each used matrix once) */
+    double read_gbs;                 /* median read bandwidth probed right after this policy's runs (0: not probed) */
 } bench_result;
 
 /* Runs the prepared prompt under each policy (NULL: none): a warm-up of every policy, then the

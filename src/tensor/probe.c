@@ -44,23 +44,32 @@ static void bw_range(void *arg, size_t b, size_t e) {
 /* The buffer is read in 8 slices (each still several times a last-level cache when bytes is),
  * each timed alone, three rounds, best slice kept: on a machine shared with other work, a short
  * measurement is more likely to fall in a moment when this process has the cores to itself. */
-double probe_read_bandwidth(modes_pool *pool, size_t bytes) {
-    enum { SLICES = 8 };
+enum { SLICES = 8 };
+
+double probe_read_bandwidth_in(modes_pool *pool, const void *mem, size_t bytes, int rounds) {
     const size_t words = bytes / (64 * SLICES) * (8 * SLICES); /* whole cache lines per slice */
-    uint64_t *buf = words ? aligned_alloc(64, words * 8) : NULL;
-    if (!buf) return 0;
-    memset(buf, 1, words * 8); /* fault the pages in before timing */
+    const uint64_t *buf = mem;
+    if (!words) return 0;
     bw_job j = {NULL, 0};
     double best = 0;
-    for (int rep = 0; rep < 3 * SLICES; rep++) {
+    for (int rep = 0; rep < rounds * SLICES; rep++) {
         j.buf = buf + (size_t)(rep % SLICES) * (words / SLICES);
         const double t = now_s();
         pool_for(pool, words / SLICES, 32 * 1024, bw_range, &j); /* 256 KiB grains: few claims per slice */
         const double gbs = (double)(words / SLICES * 8) / (now_s() - t) / 1e9;
         best = gbs > best ? gbs : best;
     }
-    free(buf);
     return best;
+}
+
+double probe_read_bandwidth(modes_pool *pool, size_t bytes) {
+    bytes = bytes / (64 * SLICES) * (64 * SLICES);
+    void *buf = bytes ? aligned_alloc(64, bytes) : NULL;
+    if (!buf) return 0;
+    memset(buf, 1, bytes); /* fault the pages in before timing */
+    const double gbs = probe_read_bandwidth_in(pool, buf, bytes, 3);
+    free(buf);
+    return gbs;
 }
 
 typedef struct {
