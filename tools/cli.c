@@ -137,6 +137,10 @@ int read_case(const char *path, const modes_model *m, case_input *c, modes_error
     if (!rc && c->n > m->cfg.text.max_position) /* before anything is sized by it */
         rc = modes_fail(err, MODES_E_INPUT, "%s: 'input_ids' has %d tokens, more than the model's context of %d", path,
                         c->n, m->cfg.text.max_position);
+    for (int i = 0; !rc && i < c->n; i++) /* here, where the error can name the file */
+        if (c->ids[i] < 0 || c->ids[i] >= m->cfg.text.vocab)
+            rc = modes_fail(err, MODES_E_INPUT, "%s: 'input_ids' holds token id %d at position %d, outside the vocabulary of %d",
+                            path, (int)c->ids[i], i, m->cfg.text.vocab);
     if (!rc && pv) rc = read_images(path, m, pv, st_find(a, "image_grid_thw"), c, err);
     st_close(a);
     if (rc) case_input_free(c);

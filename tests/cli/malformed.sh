@@ -247,7 +247,7 @@ ids = [1, 2, 999999, 3]
 hdr = json.dumps({"input_ids": {"dtype": "I64", "shape": [1, 4], "data_offsets": [0, 32]}}).encode()
 open(sys.argv[1], 'wb').write(struct.pack('<Q', len(hdr)) + hdr + struct.pack('<4q', *ids))
 EOF
-expect_error "999999" "$BIN" forward -m "$REF/model" --input "$TMP/big_ids.safetensors" -o "$OUT"
+expect_error "big_ids.safetensors: 'input_ids' holds token id 999999" "$BIN" forward -m "$REF/model" --input "$TMP/big_ids.safetensors" -o "$OUT"
 OUT=""
 expect_error "999999" "$BIN" generate -m "$REF/model" --input "$TMP/big_ids.safetensors" -n 2
 "$PY" - "$TMP/neg_ids.safetensors" <<'EOF'
