@@ -49,23 +49,45 @@ static int tokenize_line(const modes_tokenizer *tok, const char *line, size_t n,
     return out->failed ? modes_fail(err, MODES_E_INTERNAL, "%s: out of memory", what) : 0;
 }
 
+/* Reads one line (newline kept) into *line; -1 at end of input. A line longer than max is not
+ * buffered whole: the rest of it is skipped and *too_long set, so a huge line cannot exhaust memory. */
+static ssize_t read_line(FILE *in, strbuf *line, size_t max, int *too_long) {
+    int ch = EOF;
+    line->len = 0;
+    *too_long = 0;
+    while ((ch = getc(in)) != EOF) {
+        const char c = (char)ch;
+        if (line->len < max) sb_append(line, &c, 1);
+        else *too_long = 1;
+        if (ch == '\n') break;
+    }
+    return ch == EOF && line->len == 0 && !*too_long ? -1 : (ssize_t)line->len;
+}
+
 static int tokenize_stream(const modes_tokenizer *tok, FILE *in, FILE *outf, modes_error *err) {
-    char *line = NULL;
-    size_t cap = 0, lineno = 0;
+    strbuf line = {0}, out = {0};
+    size_t lineno = 0;
     ssize_t n;
-    strbuf out = {0};
-    int rc = 0;
-    while (!rc && (n = getline(&line, &cap, in)) >= 0) {
+    int rc = 0, too_long = 0;
+    while (!rc && (n = read_line(in, &line, TOK_MAX_FILE_BYTES, &too_long)) >= 0) {
         lineno++;
-        if (is_blank(line, (size_t)n)) continue;
+        if (too_long) {
+            rc = modes_fail(err, MODES_E_INPUT, "stdin line %zu: longer than %zu bytes", lineno, (size_t)TOK_MAX_FILE_BYTES);
+            break;
+        }
+        if (line.failed) {
+            rc = modes_fail(err, MODES_E_INTERNAL, "stdin line %zu: out of memory", lineno);
+            break;
+        }
+        if (is_blank(line.data, (size_t)n)) continue;
         out.len = 0;
-        rc = tokenize_line(tok, line, (size_t)n, lineno, &out, err);
+        rc = tokenize_line(tok, line.data, (size_t)n, lineno, &out, err);
         /* Flushed per line, so a caller can feed lines interactively through a pipe. */
         if (!rc && (fwrite(out.data, 1, out.len, outf) != out.len || fflush(outf)))
             rc = modes_fail(err, MODES_E_INTERNAL, "cannot write to stdout");
     }
     if (!rc && ferror(in)) rc = modes_fail(err, MODES_E_INPUT, "cannot read stdin (line %zu)", lineno + 1);
-    free(line);
+    sb_free(&line);
     sb_free(&out);
     return rc;
 }

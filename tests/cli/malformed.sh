@@ -334,6 +334,9 @@ printf '{"text": "ok"}\n{"text": "caf\\u00e9 \351"}\n' >"$TMP/bad.jsonl"
 IN=$TMP/bad.jsonl expect_error "line 2" "$BIN" tokenize -m "$REF/model"
 printf '{"text": NaN}\n' >"$TMP/nan.jsonl"
 IN=$TMP/nan.jsonl expect_error "line 1" "$BIN" tokenize -m "$REF/model"
+{ printf '{"text": "ok"}\n'; head -c $((65 << 20)) /dev/zero | tr '\0' 'a'; } >"$TMP/long.jsonl" # not buffered whole
+IN=$TMP/long.jsonl expect_error "line 2: longer than" "$BIN" tokenize -m "$REF/model"
+rm -f "$TMP/long.jsonl"
 printf '{"text": %s"x"%s}\n' "$(printf '[%.0s' $(seq 30))" "$(printf ']%.0s' $(seq 30))" >"$TMP/deep.jsonl"
 IN=$TMP/deep.jsonl expect_error "nesting deeper" "$BIN" tokenize -m "$REF/model"
 
