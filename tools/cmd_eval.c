@@ -1,6 +1,7 @@
 /* modes eval: accuracy on a benchmark file with and without skipping, for several policies in one
  * run over the same examples; a table on stdout, JSON results, and a plot of accuracy retained
  * against the achieved skip ratio (one line per method, as the paper's Figure 1). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,8 +181,18 @@ static int write_plot(const char *path, const eval_results *res, const char *con
         }
         s[k] = (plot_series){.label = names[k], .x = xs[k], .y = ys[k], .n = n};
     }
+    /* The y axis starts at the lowest point's multiple of ten: the differences that matter are
+     * a few points, and a 0-100 axis flattens them into one line. */
+    double lowest = 100, highest = 100;
+    for (int k = 0; k < n_names; k++)
+        for (int i = 0; i < s[k].n; i++) {
+            lowest = ys[k][i] < lowest ? ys[k][i] : lowest;
+            highest = ys[k][i] > highest ? ys[k][i] : highest;
+        }
+    const double ymin = lowest > 0 ? 10 * floor(lowest / 10 - 1e-9) : 0;
     plot_axes ax = {.title = "Accuracy retained vs. experts skipped", .xlabel = "routed expert slots skipped (%)",
-                    .ylabel = "accuracy retained (% of unskipped)", .xmin = 0, .xmax = 100, .ymin = 0, .ymax = 105};
+                    .ylabel = "accuracy retained (% of unskipped)", .xmin = 0, .xmax = 100,
+                    .ymin = ymin < 90 ? ymin : 90, .ymax = 5 * ceil(highest / 5) + 2};
     return plot_svg(path, &ax, s, n_names, err);
 }
 
