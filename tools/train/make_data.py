@@ -245,10 +245,10 @@ def make_example(rng, family, sides=None):
             return {"family": family, "question": qa[0], "answer": qa[1], "scene": s}
 
 
-def scene_questions(rng, sides, k, weights):
+def scene_questions(rng, sides, k, weights, max_objs=6):
     """Training: one scene and k questions about it (families drawn by weight among those the scene
     allows), so the vision tower runs once for k examples."""
-    s = make_scene(rng, rng.randint(1, 6), sides)
+    s = make_scene(rng, rng.randint(1, max_objs), sides)
     fams = [f for f in IMAGE_FAMILIES if len(s["objs"]) >= NOBJ[f][0]]
     out, tries = [], 0
     while len(out) < k and tries < 10 * k:

@@ -48,9 +48,9 @@ def log(msg, f):
     f.flush()
 
 
-def make_batch(enc, step, seed, bs, per_image=3, text_frac=0.25):
+def make_batch(enc, step, seed, bs, per_image=3, text_frac=0.25, max_objs=6):
     """bs rows: about text_frac text-only questions; the rest asks per_image questions about each
-    scene (the vision tower runs once per scene)."""
+    scene of at most max_objs objects (the vision tower runs once per scene)."""
     rng = random.Random(seed * 1000003 + step)
     sides = (rng.choice(make_data.SIDES), rng.choice(make_data.SIDES))
     tf = make_data.TEXT_FAMILIES
@@ -61,7 +61,7 @@ def make_batch(enc, step, seed, bs, per_image=3, text_frac=0.25):
         items.append(enc.example(make_data.make_example(rng, f)))
     img_items, labels = [], []
     while len(img_items) < bs - n_text:
-        s, qs = make_data.scene_questions(rng, sides, per_image, TRAIN_MIX)
+        s, qs = make_data.scene_questions(rng, sides, per_image, TRAIN_MIX, max_objs)
         pix, grid = preprocess(make_data.render_rgb(s))
         labels.append(make_data.cell_labels(s))
         for ex in qs[:bs - n_text - len(img_items)]:
@@ -180,6 +180,13 @@ def main():
     ap.add_argument("--eval-n", type=int, default=300)
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
     ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
+    ap.add_argument("--curriculum", type=int, default=0,
+                    help="steps over which the most objects per training scene grows from 1 to 6 (0: none)")
+    ap.add_argument("--hidden", type=int, default=0, help="text hidden size (default: model.default_config)")
+    ap.add_argument("--head-dim", type=int, default=0,
+                    help="attention head width; mrope_section is rescaled to it (default: model.default_config)")
+    ap.add_argument("--rope-theta", type=float, default=0, help="RoPE base (default: model.default_config)")
+    ap.add_argument("--moe-inter", type=int, default=0, help="expert intermediate size (default: model.default_config)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -194,7 +201,23 @@ def main():
         make_data.write_split(d, "calib", make_data.make_split("calib", make_data.CALIB_COUNTS))
         make_data.write_split(d, "test", make_data.make_split("test", make_data.TEST_COUNTS))
     tok = Tokenizer(os.path.join(args.out, "tokenizer.json"))
-    cfg = export.full_config(default_config(), tok.special)
+    base = default_config()
+    if args.hidden:  # the merger writes into the text stream, so its output width follows
+        base["text_config"]["hidden_size"] = base["vision_config"]["out_hidden_size"] = args.hidden
+        base["text_config"]["intermediate_size"] = 2 * args.hidden
+    if args.head_dim:
+        tcfg = base["text_config"]
+        sec = tcfg["rope_scaling"]["mrope_section"]
+        if args.head_dim % tcfg["head_dim"]:
+            sys.exit(f"--head-dim {args.head_dim}: must be a multiple of {tcfg['head_dim']} (mrope_section scales with it)")
+        scale = args.head_dim // tcfg["head_dim"]
+        tcfg["head_dim"] = args.head_dim
+        tcfg["rope_scaling"]["mrope_section"] = [x * scale for x in sec]
+    if args.rope_theta:
+        base["text_config"]["rope_theta"] = args.rope_theta
+    if args.moe_inter:
+        base["text_config"]["moe_intermediate_size"] = args.moe_inter
+    cfg = export.full_config(base, tok.special)
     model = Model(cfg)
     model.init_weights(seed=args.seed)
     nparam = sum(p.numel() for p in model.parameters())
@@ -256,6 +279,13 @@ def main():
     def finished():
         return progress() >= 1.0
 
+    def max_objs_at(s):
+        # a curriculum: with one object in the scene, "the triangle" has a single place to attend to,
+        # so the text side learns to read the image before it must pick one object among several
+        if not args.curriculum:
+            return 6
+        return min(6, 1 + (5 * s) // args.curriculum)
+
     def save():
         tmp = ck + ".tmp"
         torch.save({"model": model.state_dict(), "probe": probe.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
@@ -269,7 +299,7 @@ def main():
     t_ev = time.time()
     while (step < args.bench) if args.bench else not finished():
         ts = time.time()
-        b = make_batch(enc, step, args.seed, args.bs, args.per_image)
+        b = make_batch(enc, step, args.seed, args.bs, args.per_image, max_objs=max_objs_at(step))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         lg, routing = run(model, b)
