@@ -162,6 +162,27 @@ def usage_entropy(model, enc, split, n=96):
     return ent, p
 
 
+def config_from_args(args):
+    """model.default_config with the experiment flags applied."""
+    base = default_config()
+    if args.hidden:  # the merger writes into the text stream, so its output width follows
+        base["text_config"]["hidden_size"] = base["vision_config"]["out_hidden_size"] = args.hidden
+        base["text_config"]["intermediate_size"] = 2 * args.hidden
+    if args.head_dim:
+        tcfg = base["text_config"]
+        sec = tcfg["rope_scaling"]["mrope_section"]
+        if args.head_dim % tcfg["head_dim"]:
+            sys.exit(f"--head-dim {args.head_dim}: must be a multiple of {tcfg['head_dim']} (mrope_section scales with it)")
+        scale = args.head_dim // tcfg["head_dim"]
+        tcfg["head_dim"] = args.head_dim
+        tcfg["rope_scaling"]["mrope_section"] = [x * scale for x in sec]
+    if args.rope_theta:
+        base["text_config"]["rope_theta"] = args.rope_theta
+    if args.moe_inter:
+        base["text_config"]["moe_intermediate_size"] = args.moe_inter
+    return base
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="models/shapes-vqa")
@@ -201,23 +222,7 @@ def main():
         make_data.write_split(d, "calib", make_data.make_split("calib", make_data.CALIB_COUNTS))
         make_data.write_split(d, "test", make_data.make_split("test", make_data.TEST_COUNTS))
     tok = Tokenizer(os.path.join(args.out, "tokenizer.json"))
-    base = default_config()
-    if args.hidden:  # the merger writes into the text stream, so its output width follows
-        base["text_config"]["hidden_size"] = base["vision_config"]["out_hidden_size"] = args.hidden
-        base["text_config"]["intermediate_size"] = 2 * args.hidden
-    if args.head_dim:
-        tcfg = base["text_config"]
-        sec = tcfg["rope_scaling"]["mrope_section"]
-        if args.head_dim % tcfg["head_dim"]:
-            sys.exit(f"--head-dim {args.head_dim}: must be a multiple of {tcfg['head_dim']} (mrope_section scales with it)")
-        scale = args.head_dim // tcfg["head_dim"]
-        tcfg["head_dim"] = args.head_dim
-        tcfg["rope_scaling"]["mrope_section"] = [x * scale for x in sec]
-    if args.rope_theta:
-        base["text_config"]["rope_theta"] = args.rope_theta
-    if args.moe_inter:
-        base["text_config"]["moe_intermediate_size"] = args.moe_inter
-    cfg = export.full_config(base, tok.special)
+    cfg = export.full_config(config_from_args(args), tok.special)
     model = Model(cfg)
     model.init_weights(seed=args.seed)
     nparam = sum(p.numel() for p in model.parameters())
