@@ -4,9 +4,27 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "check.h"
 #include "io/safetensors.h"
+
+/* The modes binary the golden tests run (MODES_BIN, else build/modes). */
+static inline const char *golden_bin(void) {
+    const char *b = getenv("MODES_BIN");
+    return b ? b : "build/modes";
+}
+
+/* Runs cmd and reads at most cap - 1 bytes of its stdout into buf (NUL-terminated); returns the number
+ * of bytes read, or -1 when the command could not be started or exited non-zero. */
+static inline long golden_read_cmd(const char *cmd, char *buf, size_t cap) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    const size_t n = fread(buf, 1, cap - 1, p);
+    buf[n] = 0;
+    return pclose(p) == 0 ? (long)n : -1;
+}
 
 /* max |a - b| over a tensor, and max |ref|. Both must be F32 with the same element count. */
 static inline void golden_diff(const st_tensor *ref, const st_tensor *got, double *max_diff, double *max_ref) {

@@ -14,11 +14,6 @@
 
 #include "golden.h"
 
-static const char *bin(void) {
-    const char *b = getenv("MODES_BIN");
-    return b ? b : "build/modes";
-}
-
 static int64_t argmax_row(const st_tensor *t, int64_t row, int64_t V) {
     const char *p = (const char *)t->data + 4 * row * V;
     int64_t best = 0;
@@ -55,7 +50,7 @@ static void test_forward(const char *model, const st_archive *g, int ci, const c
     snprintf(in, sizeof in, "%s/%s_in.safetensors", tmp, c);
     snprintf(out, sizeof out, "%s/%s_out.safetensors", tmp, c);
     CHECKF(write_input(g, c, in) == 0, "%s: could not write the input file", c);
-    snprintf(cmd, sizeof cmd, "'%s' forward -m '%s' --input '%s'%s -o '%s' > /dev/null", bin(), model, in, img, out);
+    snprintf(cmd, sizeof cmd, "'%s' forward -m '%s' --input '%s'%s -o '%s' > /dev/null", golden_bin(), model, in, img, out);
     CHECKF(system(cmd) == 0, "command failed: %s", cmd);
     st_archive *got = NULL;
     modes_error err = {0};
@@ -107,13 +102,8 @@ static void test_run(const char *model, const st_archive *g, int ci) {
     CHECKF(q && a && im && !strchr(q, '\''), "case%d: question, answer or image missing in the metadata", ci);
     if (!(q && a && im) || strchr(q, '\'')) return;
     if (*im) snprintf(img, sizeof img, " --image '%s/%s'", model, im);
-    snprintf(cmd, sizeof cmd, "'%s' run -m '%s'%s -p '%s' -n 8", bin(), model, img, q);
-    FILE *p = popen(cmd, "r");
-    CHECK(p != NULL);
-    if (!p) return;
-    size_t n = fread(got, 1, sizeof got - 1, p);
-    got[n] = 0;
-    CHECKF(pclose(p) == 0, "command failed: %s", cmd);
+    snprintf(cmd, sizeof cmd, "'%s' run -m '%s'%s -p '%s' -n 8", golden_bin(), model, img, q);
+    CHECKF(golden_read_cmd(cmd, got, sizeof got) >= 0, "command failed: %s", cmd);
     snprintf(want, sizeof want, "%s", a);
     trim_lower(got);
     trim_lower(want);

@@ -12,11 +12,6 @@
 #include "core/json.h"
 #include "golden.h"
 
-static const char *bin(void) {
-    const char *b = getenv("MODES_BIN");
-    return b ? b : "build/modes";
-}
-
 static void check_exact_i64(const st_archive *ref, const st_archive *got, const char *name) {
     const st_tensor *r = st_find(ref, name), *g = st_find(got, name);
     CHECKF(r && g && r->numel == g->numel && g->dtype == ST_I64, "tensor %s: missing or of another size", name);
@@ -32,7 +27,7 @@ static void test_forward(const char *tmp, const char *case_name, const char *mod
     snprintf(out, sizeof out, "%s/%s%s_out.safetensors", tmp, case_name, image ? "_png" : "");
     snprintf(ref_path, sizeof ref_path, "ref/qwen3vlmoe-tiny-a/%s.safetensors", case_name);
     if (image) snprintf(extra, sizeof extra, " --image '%s'", image);
-    snprintf(cmd, sizeof cmd, "'%s' forward -m '%s' --input '%s' -o '%s'%s", bin(), model, shared_path(ref_path), out, extra);
+    snprintf(cmd, sizeof cmd, "'%s' forward -m '%s' --input '%s' -o '%s'%s", golden_bin(), model, shared_path(ref_path), out, extra);
     CHECKF(system(cmd) == 0, "command failed: %s", cmd);
     st_archive *ref = NULL, *got = NULL;
     modes_error err = {0};
@@ -68,17 +63,15 @@ static void test_generate(const char *tmp, const char *case_name) {
     char cmd[4096], steps[1024], input[1024], key[128];
     snprintf(steps, sizeof steps, "%s/%s_steps.safetensors", tmp, case_name);
     snprintf(input, sizeof input, "ref/qwen3vlmoe-tiny-a/%s.safetensors", case_name);
-    snprintf(cmd, sizeof cmd, "'%s' generate -m '%s' --input '%s' -n 8 --step-logits '%s'", bin(),
+    snprintf(cmd, sizeof cmd, "'%s' generate -m '%s' --input '%s' -n 8 --step-logits '%s'", golden_bin(),
              shared_path("ref/qwen3vlmoe-tiny-a/model"), shared_path(input), steps);
-    FILE *p = popen(cmd, "r");
-    char line[4096] = {0};
-    CHECK(p != NULL);
-    if (!p) return;
-    size_t got_n = fread(line, 1, sizeof line - 1, p);
-    CHECKF(pclose(p) == 0, "command failed: %s", cmd);
+    char line[4096];
+    const long got_n = golden_read_cmd(cmd, line, sizeof line);
+    CHECKF(got_n >= 0, "command failed: %s", cmd);
+    if (got_n < 0) return;
     json_doc *doc = NULL;
     modes_error err = {0};
-    CHECKF(json_parse(line, got_n, NULL, "generate output", &doc, &err) == 0, "%s", err.msg);
+    CHECKF(json_parse(line, (size_t)got_n, NULL, "generate output", &doc, &err) == 0, "%s", err.msg);
     st_archive *ref = NULL, *mine = NULL;
     CHECKF(st_open(shared_path("ref/qwen3vlmoe-tiny-a/generate.safetensors"), &ref, &err) == 0, "%s", err.msg);
     if (doc && ref) {
