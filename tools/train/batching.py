@@ -29,7 +29,7 @@ class Encoder:
 
     def example(self, ex, img=None):
         """-> dict(ids, prompt_len, target (answer ids + im_end), pix, grid, pos)."""
-        pix, grid, n = None, None, 0
+        pix, grid = None, None
         if ex["scene"] is not None or img is not None:
             if img is None:
                 img = render_rgb(ex["scene"])
@@ -87,3 +87,13 @@ def collate(items, teacher=True):
 def run(model, batch, **kw):
     return model(batch["ids"], batch["pos"], batch["valid"], batch.get("image_pix"), batch.get("image_hw"),
                  batch.get("image_rows"), batch["out_idx"], image_index=batch.get("image_index"), **kw)
+
+
+def all_logits(model, it):
+    """Logits at every position of one encoded example (the golden file and the engine check)."""
+    b = collate([it])
+    T = len(it["ids"])
+    b["out_idx"] = (torch.zeros(T, dtype=torch.long), torch.arange(T))
+    with torch.no_grad():
+        lg, _ = run(model, b)
+    return lg

@@ -18,7 +18,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from batching import Encoder, collate, run  # noqa: E402
+from batching import Encoder, all_logits  # noqa: E402
 from common import Tokenizer, png_read, st_load, st_save  # noqa: E402
 import export  # noqa: E402
 import make_data  # noqa: E402
@@ -38,14 +38,6 @@ def engine_logits(mdir, it, tmp):
     subprocess.run([MODES, "forward", "-m", mdir, "--input", cin, "-o", cout], check=True,
                    stdout=subprocess.DEVNULL)
     return st_load(cout)
-
-
-def torch_logits(model, it):
-    b = collate([it])
-    b["out_idx"] = (torch.zeros(len(it["ids"]), dtype=torch.long), torch.arange(len(it["ids"])))
-    with torch.no_grad():
-        lg, _ = run(model, b)
-    return lg.numpy()
 
 
 def main():
@@ -103,7 +95,7 @@ def main():
             print(f"  preprocess {img.shape}: grid {pe['image_grid_thw'].tolist()} vs {it0['grid']}, "
                   f"max diff {d:.2e}")
         it = enc.example(ex, img)
-        a = torch_logits(model, it)
+        a = all_logits(model, it).numpy()
         e = engine_logits(mdir, it, tmp)["logits"][0]
         d = np.abs(a - e).max()
         rel = d / np.abs(a).max()

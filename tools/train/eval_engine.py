@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-FAMILIES = ["attribute", "count", "exist", "spatial", "size", "arith", "sequence", "word"]
+sys.path.insert(0, HERE)
+from make_data import FAMILIES  # noqa: E402
 
 
 def main():

@@ -22,7 +22,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from batching import Encoder, collate, run  # noqa: E402
+from batching import Encoder, all_logits  # noqa: E402
 from common import Tokenizer, png_read, st_load, st_save  # noqa: E402
 from model import Model  # noqa: E402
 
@@ -33,11 +33,7 @@ CASE_FAMILIES = ["count", "spatial", "attribute", "size", "exist", "arith", "wor
 def logits_of(model, enc, data, r):
     img = png_read(os.path.join(data, r["image"])) if "image" in r else None
     it = enc.example({"question": r["question"], "answer": r["answer"], "scene": None}, img)
-    b = collate([it])
-    T = len(it["ids"])
-    b["out_idx"] = (torch.zeros(T, dtype=torch.long), torch.arange(T))
-    with torch.no_grad():
-        lg, _ = run(model, b)
+    lg = all_logits(model, it)
     pos = list(range(it["prompt_len"] - 1, it["prompt_len"] - 1 + len(it["target"])))
     right = bool((lg[pos].argmax(-1) == torch.tensor(it["target"])).all())
     return it, lg, right

@@ -326,7 +326,6 @@ class Model(nn.Module):
         out_idx: (b, t) index tensors of the positions whose logits are wanted (None: all).
         Returns logits and the list of (router probs, top-k idx) per layer for the aux loss."""
         lm = self.model.language_model
-        tc = self.cfg["text_config"]
         x = lm.embed_tokens(ids)
         B, T, H = x.shape
         ds, vmask = [], None
