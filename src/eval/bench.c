@@ -100,14 +100,16 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
     const int reps = o->reps > 0 ? o->reps : 1;
     float *logits = malloc((size_t)m->cfg.text.vocab * sizeof *logits);
     double *pre = malloc((size_t)reps * n * sizeof *pre), *dec = malloc((size_t)reps * n * sizeof *dec);
-    double *bw = calloc((size_t)reps * n, sizeof *bw);
+    double *bw = calloc((size_t)reps * n, sizeof *bw), *bws = calloc((size_t)reps * n, sizeof *bws);
     rep_result *last = calloc((size_t)n, sizeof *last);
     /* The bandwidth other tenants leave to this machine moves by 2x from minute to minute, so each
      * run's decode is judged against a probe taken right after it rather than one at the start. */
     const size_t pb = o->probe_bytes / 64 * 64;
     void *probe = pb ? aligned_alloc(64, pb) : NULL;
     if (probe) memset(probe, 1, pb);
-    int rc = logits && pre && dec && bw && last && (!pb || probe) ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    double fixed_bytes, fixed_params;
+    fixed_costs(m, &fixed_bytes, &fixed_params);
+    int rc = logits && pre && dec && bw && bws && last && (!pb || probe) ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
     for (int rep = -1; !rc && rep < reps; rep++) /* rep -1: the warm-up (caches, page faults, clocks) */
         for (int k = 0; !rc && k < n; k++) {
             modes_ctx_set_policy(c, p[k]);
@@ -116,7 +118,13 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
             if (rep >= 0) {
                 pre[(size_t)k * reps + rep] = rr.prefill_s;
                 dec[(size_t)k * reps + rep] = rr.decode_s;
-                if (probe) bw[(size_t)k * reps + rep] = probe_read_bandwidth_in(c->pool, probe, pb, 1);
+                if (probe) {
+                    /* two yardsticks: the best short slice (the memory's peak) and a pass as long as a
+                     * decode step of this run (what the machine sustained around it) */
+                    const double step_bytes = fixed_bytes + (double)rr.dec.expert_bytes / (o->gen_tokens > 0 ? o->gen_tokens : 1);
+                    bw[(size_t)k * reps + rep] = probe_read_bandwidth_in(c->pool, probe, pb, 1);
+                    bws[(size_t)k * reps + rep] = probe_read_bandwidth_sustained(c->pool, probe, pb, step_bytes);
+                }
                 last[k] = rr;
             }
         }
@@ -127,9 +135,11 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
         r[k].decode_s = median(dec + (size_t)k * reps, reps);
         summarise(m, in, o, &last[k], &r[k]);
         r[k].read_gbs = probe ? median(bw + (size_t)k * reps, reps) : 0;
+        r[k].read_gbs_sustained = probe ? median(bws + (size_t)k * reps, reps) : 0;
     }
     free(probe);
     free(bw);
+    free(bws);
     free(logits);
     free(pre);
     free(dec);

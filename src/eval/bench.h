@@ -20,6 +20,7 @@ typedef struct {
     double prefill_flops;            /* multiply-adds x 2 of one prefill */
     double prefill_weight_bytes;     /* weights read by one prefill (each used matrix once) */
     double read_gbs;                 /* median read bandwidth probed right after this policy's runs (0: not probed) */
+    double read_gbs_sustained;       /* the same, sustained over as many bytes as one of its decode steps reads */
 } bench_result;
 
 /* Runs the prepared prompt under each policy (NULL: none): a warm-up of every policy, then the

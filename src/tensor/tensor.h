@@ -142,6 +142,9 @@ double probe_read_bandwidth(modes_pool *pool, size_t bytes);
 /* The same over a caller's buffer of `bytes` (64-byte aligned, faulted in), `rounds` rounds: for
  * probing again and again next to the runs being measured, without a new allocation each time. */
 double probe_read_bandwidth_in(modes_pool *pool, const void *buf, size_t bytes, int rounds);
+/* GB/s of reading the caller's buffer over and over until `total` bytes are read (at least once),
+ * whole time counted: the sustained rate, the yardstick for a decode step that reads `total`. */
+double probe_read_bandwidth_sustained(modes_pool *pool, const void *buf, size_t bytes, double total);
 /* GFLOP/s (a multiply-add counts 2) of the path's widest multiply-add on all the pool's threads:
  * scalar 0 (not measured), avx2 8-lane FMA, avx512 16-lane FMA, avx512bf16 vdpbf16ps (32 bf16
  * pairs). 0 when the CPU lacks the path. */
