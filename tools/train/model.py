@@ -209,19 +209,27 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(self.nh * hd, H, bias=False)
         self.q_norm = RMSNorm(hd, tc["rms_norm_eps"])
         self.k_norm = RMSNorm(hd, tc["rms_norm_eps"])
+        # train.py's attention hint and value probes read self.probs [B, nh, T, T] and self.values
+        # [B, nkv, T, hd]
+        self.keep_probs = False
 
     def forward(self, x, cos, sin, mask):
         B, T, _ = x.shape
         q = self.q_norm(self.q_proj(x).view(B, T, self.nh, self.hd)).transpose(1, 2)
         k = self.k_norm(self.k_proj(x).view(B, T, self.nkv, self.hd)).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
+        if self.keep_probs:
+            self.values = v
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         g = self.nh // self.nkv
         k = k.repeat_interleave(g, 1)
         v = v.repeat_interleave(g, 1)
         s = (q @ k.transpose(-1, -2)) * self.hd ** -0.5 + mask
-        o = torch.softmax(s.float(), -1) @ v
+        p = torch.softmax(s.float(), -1)
+        if self.keep_probs:
+            self.probs = p
+        o = p @ v
         return self.o_proj(o.transpose(1, 2).reshape(B, T, self.nh * self.hd))
 
 

@@ -20,6 +20,7 @@ import collections
 import json
 import math
 import random
+import re
 import sys
 import time
 
@@ -48,6 +49,27 @@ def log(msg, f):
     f.flush()
 
 
+_DESC = re.compile(r"\b(%s) (%s)\b" % ("|".join(make_data.COLOUR_NAMES), "|".join(make_data.SHAPES)))
+
+
+def focus_objects(question, scene):
+    """The objects a question names, as the answer position should find them: ([first], [second]),
+    or None when no single place answers it (counting, a "no" to an existence question)."""
+    objs = scene["objs"]
+    pairs = _DESC.findall(question)
+    if pairs:  # exist, spatial, size: "the <colour> <shape>", one or two of them
+        found = [[o for o in objs if (o["colour"], o["shape"]) == p] for p in pairs]
+        if not all(found):
+            return None
+        return found[0], found[-1]
+    m = re.match(r"What color is the (\w+)\?", question) or re.match(r"What shape is the (\w+) object\?", question)
+    if not m:
+        return None
+    key = "shape" if m.group(1) in make_data.SHAPES else "colour"
+    found = [o for o in objs if o[key] == m.group(1)]
+    return (found, found) if found else None
+
+
 def make_batch(enc, step, seed, bs, per_image=3, text_frac=0.25, max_objs=6):
     """bs rows: about text_frac text-only questions; the rest asks per_image questions about each
     scene of at most max_objs objects (the vision tower runs once per scene)."""
@@ -59,20 +81,67 @@ def make_batch(enc, step, seed, bs, per_image=3, text_frac=0.25, max_objs=6):
     for _ in range(n_text):
         f = rng.choices(tf, weights=[TRAIN_MIX[x] for x in tf])[0]
         items.append(enc.example(make_data.make_example(rng, f)))
-    img_items, labels = [], []
+    img_items, labels, focus = [], [], []
+    first_pad = 1 + len(enc.user) + 1  # <|im_start|> user\n <|vision_start|>
     while len(img_items) < bs - n_text:
         s, qs = make_data.scene_questions(rng, sides, per_image, TRAIN_MIX, max_objs)
         pix, grid = preprocess(make_data.render_rgb(s))
         labels.append(make_data.cell_labels(s))
+        gw = s["w"] // make_data.CELL
         for ex in qs[:bs - n_text - len(img_items)]:
             it = enc.with_image(ex, pix, grid)
             it["image_key"] = len(labels)
+            f = focus_objects(ex["question"], s)
+            if f:
+                focus.append((len(img_items), it["prompt_len"] - 1,
+                              [[first_pad + o["cy"] * gw + o["cx"] for o in objs] for objs in f]))
             img_items.append(it)
     items = img_items + items
     # image rows first (image embeddings fill image-pad positions in row order)
     b = collate(items)
     b["probe_labels"] = torch.from_numpy(np.stack(labels))
+    if focus:
+        T = b["ids"].shape[1]
+        m = torch.zeros(len(focus), 2, T)
+        for i, (_, _, heads) in enumerate(focus):
+            for h, cols in enumerate(heads):
+                m[i, h, cols] = 1.0
+        b["focus"] = (torch.tensor([r for r, _, _ in focus]), torch.tensor([t for _, t, _ in focus]), m)
     return b
+
+
+def attention_loss(model, layers, focus):
+    """Training-only hint: at the position that predicts the answer, head 0 (head 1) of each layer in
+    `layers` should put its attention on the image token of the first (second) object the question
+    names. Mean of -log(attention mass on those tokens)."""
+    rows, t, m = focus
+    total = 0.0
+    for li in layers:
+        p = model.model.language_model.layers[li].self_attn.probs[rows, :2, t]  # [R, 2, T]
+        total = total - torch.log((p * m).sum(-1) + 1e-6).mean()
+    return total / len(layers)
+
+
+def value_probe_loss(model, layers, probes, b):
+    """Training-only: the values of KV head 0 (read by the hinted heads 0 and 1) at every image token
+    of each hinted layer must carry the cell's colour, shape, size, row and column (linear probes,
+    not exported). Without it the hinted heads found the named object, but the values they brought
+    back carried its colour only (a probe on them read shape 52%, column 38%), and questions about
+    shape, position and size stayed at chance."""
+    ids, rows = b["ids"], b["image_rows"]
+    lab = b["probe_labels"]
+    if "image_index" in b:
+        lab = lab[b["image_index"]]
+    mask = ids[rows] == model.cfg["image_token_id"]  # [R, T], rows x image tokens in raster order
+    feats = [model.model.language_model.layers[li].self_attn.values[rows, 0][mask] for li in layers]
+    loss = probe_loss(probes[:len(layers)], feats, lab)
+    # Row and column also as numbers read by one linear map: "left or right of" then compares two
+    # projections. With the classes alone the values carried positions as unordered codes, and
+    # spatial questions stayed at chance while attribute and size questions were learnt.
+    rc = lab.reshape(-1, lab.shape[-1])[:, 3:5].float() / (make_data.PROBE_GROUPS[3][1] - 1)
+    for head, f in zip(probes[len(layers):], feats):
+        loss = loss + 10.0 * F.mse_loss(head(f), rc) / len(feats)
+    return loss
 
 
 def probe_loss(probes, feats, labels):
@@ -208,6 +277,11 @@ def main():
                     help="attention head width; mrope_section is rescaled to it (default: model.default_config)")
     ap.add_argument("--rope-theta", type=float, default=0, help="RoPE base (default: model.default_config)")
     ap.add_argument("--moe-inter", type=int, default=0, help="expert intermediate size (default: model.default_config)")
+    ap.add_argument("--attn-sup", type=float, default=0.0,
+                    help="coefficient of the attention hint (attention_loss; 0: none)")
+    ap.add_argument("--attn-layers", default="2", help="text layers whose heads 0 and 1 get the attention hint")
+    ap.add_argument("--value-probe", type=float, default=0.0,
+                    help="coefficient of the value probes on the hinted layers (value_probe_loss; 0: none)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -229,6 +303,9 @@ def main():
     enc = Encoder(tok, cfg)
     tc = cfg["text_config"]
     E, K = tc["num_experts"], tc["num_experts_per_tok"]
+    attn_layers = [int(x) for x in args.attn_layers.split(",")] if args.attn_sup else []
+    for li in attn_layers:
+        model.model.language_model.layers[li].self_attn.keep_probs = True
 
     # Training-only probes (not exported): from each merged image token, and from each DeepStack
     # feature, read the object in its 32x32 cell (colour, shape, size, each with an "empty" class) and
@@ -248,6 +325,10 @@ def main():
     nodecay = [p for n, p in params if p.dim() <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": nodecay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
+    # value probes: one classifier per hinted layer, then one (row, column) regression per hinted layer
+    vprobe = torch.nn.ModuleList([torch.nn.Linear(tc["head_dim"], n_cls) for _ in attn_layers] +
+                                 [torch.nn.Linear(tc["head_dim"], 2) for _ in attn_layers])
+    vopt = torch.optim.AdamW(vprobe.parameters(), lr=args.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.01)
     step, elapsed, start, before = 0, 0.0, 0, 0.0
     ck = os.path.join(args.ckpt, "last.pt")
     if os.path.exists(ck) and not args.bench:
@@ -257,6 +338,11 @@ def main():
         if s.get("probe_version") == 2:
             probe.load_state_dict(s["probe"])
             opt.load_state_dict(s["opt"])
+            if "vprobe" in s and args.value_probe:  # a checkpoint from before the regressions: those start fresh
+                strict = all(k in s["vprobe"] for k in vprobe.state_dict())
+                vprobe.load_state_dict(s["vprobe"], strict=strict)
+                if strict:
+                    vopt.load_state_dict(s["vopt"])
             start, before = s["start"], s["before"]
             log(f"resumed from {ck} at step {step} ({(before + elapsed) / 60:.1f} min trained)", logf)
         else:  # a checkpoint of the joint-class probe: keep the weights, new probes and optimiser
@@ -294,28 +380,39 @@ def main():
     def save():
         tmp = ck + ".tmp"
         torch.save({"model": model.state_dict(), "probe": probe.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                    "probe_version": 2, "start": start, "before": before}, tmp)
+                    "probe_version": 2, "start": start, "before": before,
+                    **({"vprobe": vprobe.state_dict(), "vopt": vopt.state_dict()} if args.value_probe else {})}, tmp)
         os.replace(tmp, ck)
 
     model.train()
     t_ck = time.time()
     t0 = time.time()
-    run_loss, run_aux, run_probe, run_n = 0.0, 0.0, 0.0, 0
+    run_loss, run_aux, run_probe, run_attn, run_vprobe, run_n = 0.0, 0.0, 0.0, 0.0, 0.0, 0
     t_ev = time.time()
     while (step < args.bench) if args.bench else not finished():
         ts = time.time()
         b = make_batch(enc, step, args.seed, args.bs, args.per_image, max_objs=max_objs_at(step))
-        for g in opt.param_groups:
+        for g in opt.param_groups + vopt.param_groups:
             g["lr"] = lr_at(step)
         lg, routing = run(model, b)
         ce = F.cross_entropy(lg, b["target"])
         al = aux_loss(routing, E, K)
         pl = probe_loss(probe, model.last_image_embeds, b["probe_labels"])
         loss = ce + args.aux * al + args.probe * pl
+        if attn_layers and "focus" in b:
+            at = attention_loss(model, attn_layers, b["focus"])
+            loss = loss + args.attn_sup * at
+            run_attn += float(at)
+        if attn_layers and args.value_probe and "image_rows" in b:
+            vl = value_probe_loss(model, attn_layers, vprobe, b)
+            loss = loss + args.value_probe * vl
+            run_vprobe += float(vl)
         opt.zero_grad(set_to_none=True)
+        vopt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        vopt.step()
         step += 1
         elapsed += time.time() - ts
         run_loss += float(ce)
@@ -327,9 +424,10 @@ def main():
             continue
         if step % 25 == 0:
             log(f"step {step} ce {run_loss / run_n:.4f} aux {run_aux / run_n:.4f} probe {run_probe / run_n:.4f} "
+                f"attn {run_attn / run_n:.4f} vprobe {run_vprobe / run_n:.4f} "
                 f"lr {lr_at(step):.2e} "
                 f"{elapsed / max(step - start, 1):.2f} s/step, {(before + elapsed) / 60:.1f} min", logf)
-            run_loss, run_aux, run_probe, run_n = 0.0, 0.0, 0.0, 0
+            run_loss, run_aux, run_probe, run_attn, run_vprobe, run_n = 0.0, 0.0, 0.0, 0.0, 0.0, 0
         if time.time() - t_ev > args.eval_minutes * 60 or finished():
             acc, s = fmt_scores(score(model, enc, held))
             log(f"step {step} held-out {s}", logf)
