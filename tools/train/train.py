@@ -270,17 +270,17 @@ def main():
     ap.add_argument("--eval-n", type=int, default=300)
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
     ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
-    ap.add_argument("--curriculum", type=int, default=0,
+    ap.add_argument("--curriculum", type=int, default=1500,
                     help="steps over which the most objects per training scene grows from 1 to 6 (0: none)")
     ap.add_argument("--hidden", type=int, default=0, help="text hidden size (default: model.default_config)")
     ap.add_argument("--head-dim", type=int, default=0,
                     help="attention head width; mrope_section is rescaled to it (default: model.default_config)")
     ap.add_argument("--rope-theta", type=float, default=0, help="RoPE base (default: model.default_config)")
     ap.add_argument("--moe-inter", type=int, default=0, help="expert intermediate size (default: model.default_config)")
-    ap.add_argument("--attn-sup", type=float, default=0.0,
+    ap.add_argument("--attn-sup", type=float, default=0.5,
                     help="coefficient of the attention hint (attention_loss; 0: none)")
-    ap.add_argument("--attn-layers", default="2", help="text layers whose heads 0 and 1 get the attention hint")
-    ap.add_argument("--value-probe", type=float, default=0.0,
+    ap.add_argument("--attn-layers", default="1", help="text layers whose heads 0 and 1 get the attention hint")
+    ap.add_argument("--value-probe", type=float, default=0.5,
                     help="coefficient of the value probes on the hinted layers (value_probe_loss; 0: none)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
