@@ -72,6 +72,11 @@ static int one_rep(modes_ctx *c, const prepared_input *in, int gen, float *logit
     return rc;
 }
 
+/* Weights one decoded token reads: the fixed part and its share of the experts the decode touched. */
+static double step_weight_bytes(double fixed_bytes, const modes_stats *dec, int gen_tokens) {
+    return fixed_bytes + (double)dec->expert_bytes / (gen_tokens > 0 ? gen_tokens : 1);
+}
+
 static void summarise(const modes_model *m, const prepared_input *in, const bench_options *o, const rep_result *rr,
                       bench_result *r) {
     const text_config *tc = &m->cfg.text;
@@ -85,7 +90,7 @@ static void summarise(const modes_model *m, const prepared_input *in, const benc
     double fixed_bytes, fixed_params;
     fixed_costs(m, &fixed_bytes, &fixed_params);
     const int gen = o->gen_tokens > 0 ? o->gen_tokens : 1;
-    r->decode_weight_bytes = fixed_bytes + (double)rr->dec.expert_bytes / gen;
+    r->decode_weight_bytes = step_weight_bytes(fixed_bytes, &rr->dec, gen);
     const double kv_row = 2.0 * tc->n_kv_heads * tc->head_dim * sizeof(float) * tc->n_layers;
     r->decode_kv_bytes = kv_row * (in->n + (gen + 1) / 2.0);
     const double expert_flops = (double)rr->pre.expert_rows * 2.0 * 3.0 * tc->hidden * tc->moe_intermediate;
@@ -121,9 +126,9 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
                 if (probe) {
                     /* two yardsticks: the best short slice (the memory's peak) and a pass as long as a
                      * decode step of this run (what the machine sustained around it) */
-                    const double step_bytes = fixed_bytes + (double)rr.dec.expert_bytes / (o->gen_tokens > 0 ? o->gen_tokens : 1);
                     bw[(size_t)k * reps + rep] = probe_read_bandwidth_in(c->pool, probe, pb, 1);
-                    bws[(size_t)k * reps + rep] = probe_read_bandwidth_sustained(c->pool, probe, pb, step_bytes);
+                    bws[(size_t)k * reps + rep] = probe_read_bandwidth_sustained(
+                        c->pool, probe, pb, step_weight_bytes(fixed_bytes, &rr.dec, o->gen_tokens));
                 }
                 last[k] = rr;
             }
