@@ -22,8 +22,9 @@ static const char *HELP =
     "                   [-r REPS] [-t THREADS] [-o RESULTS.json] [--plot FILE.svg] [--json]\n"
     "  Measures prefill (N prompt tokens, default 1024, three quarters of them vision tokens on the synthetic\n"
     "  model) and decode (--gen-tokens, default 32) for the unskipped model and each policy: median of REPS\n"
-    "  (default 3) after a warm-up; each decode is judged against two bandwidth probes taken right after it:\n"
-    "  the best 64 MiB slice of a 512 MiB read (peak) and a read of as many bytes as one decode step (sustained).\n"
+    "  (default 3) after a warm-up; each decode is judged against three bandwidth probes: after each run, the\n"
+    "  best 64 MiB slice of a 512 MiB read (peak) and a read as long as one decode step (sustained); and after\n"
+    "  every decode step, a read of the bytes that step moved (paired: median of the step-by-step ratios).\n"
     "  --skip SPEC as in run, plus modes@RATIO: one threshold for both modalities chosen to skip RATIO of\n"
     "  the prompt's slots (alphas from --policy, else uniform).\n"
     "  The synthetic model keeps --expert-gb (default 4) of distinct expert weights, shared by the layers.\n";
@@ -162,18 +163,19 @@ static double bandwidth_fraction(const bench_result *r, double bw) {
 
 static void print_table(const bench_run *runs, int n, int prompt, double bw, double peak) {
     const bench_result *b = &runs[0].r;
-    printf("%-30s %9s %9s %8s %8s %8s %8s %6s %8s %6s %6s %6s %6s %6s\n", "skip", "prefill", "decode", "speedup", "ideal",
-           "speedup", "ideal", "skip", "GB/tok", "peak", "BW", "sust.", "BW", "FLOP");
-    printf("%-30s %9s %9s %8s %8s %8s %8s %6s %8s %6s %6s %6s %6s %6s\n", "", "tok/s", "tok/s", "prefill", "prefill",
-           "decode", "decode", "ratio", "weights", "GB/s", "frac", "GB/s", "frac", "frac");
+    printf("%-30s %9s %9s %8s %8s %8s %8s %6s %8s %6s %6s %6s %6s %6s %6s\n", "skip", "prefill", "decode", "speedup",
+           "ideal", "speedup", "ideal", "skip", "GB/tok", "peak", "BW", "sust.", "BW", "paired", "FLOP");
+    printf("%-30s %9s %9s %8s %8s %8s %8s %6s %8s %6s %6s %6s %6s %6s %6s\n", "", "tok/s", "tok/s", "prefill", "prefill",
+           "decode", "decode", "ratio", "weights", "GB/s", "frac", "GB/s", "frac", "BW frac", "frac");
     for (int i = 0; i < n; i++) {
         const bench_result *r = &runs[i].r;
-        printf("%-30.30s %9.1f %9.2f %8.2f %8.2f %8.2f %8.2f %6.3f %8.3f %6.1f %6.2f %6.1f %6.2f %6.2f\n", runs[i].label,
+        printf("%-30.30s %9.1f %9.2f %8.2f %8.2f %8.2f %8.2f %6.3f %8.3f %6.1f %6.2f %6.1f %6.2f %6.2f %6.2f\n", runs[i].label,
                prompt / r->prefill_s, r->decode_s > 0 ? 1 / r->decode_s : 0, speedup(b->prefill_s, r->prefill_s),
                r->prefill_flops > 0 ? b->prefill_flops / r->prefill_flops : 0, speedup(b->decode_s, r->decode_s),
                (b->decode_weight_bytes + b->decode_kv_bytes) / (r->decode_weight_bytes + r->decode_kv_bytes), r->skip,
                r->decode_weight_bytes / 1e9, r->read_gbs > 0 ? r->read_gbs : bw, bandwidth_fraction(r, bw),
-               r->read_gbs_sustained, decode_fraction(r, r->read_gbs_sustained), peak > 0 ? r->prefill_flops / r->prefill_s / 1e9 / peak : 0);
+               r->read_gbs_sustained, decode_fraction(r, r->read_gbs_sustained), r->paired_fraction,
+               peak > 0 ? r->prefill_flops / r->prefill_s / 1e9 / peak : 0);
     }
 }
 
@@ -199,7 +201,7 @@ static void json_out(strbuf *sb, const bench_run *runs, int n, int prompt, int g
                               "skip_ratio_vision", "skip_ratio_decode", "weight_bytes_per_decoded_token",
                               "kv_bytes_per_decoded_token", "prefill_flops", "read_bandwidth_gbs",
                               "bandwidth_fraction", "read_bandwidth_sustained_gbs", "bandwidth_fraction_sustained",
-                              "flops_fraction"};
+                              "bandwidth_fraction_paired", "flops_fraction"};
         const double vals[] = {prompt / r->prefill_s, r->decode_s > 0 ? 1 / r->decode_s : 0,
                                speedup(b->prefill_s, r->prefill_s), speedup(b->decode_s, r->decode_s),
                                r->prefill_flops > 0 ? b->prefill_flops / r->prefill_flops : 0,
@@ -207,7 +209,7 @@ static void json_out(strbuf *sb, const bench_run *runs, int n, int prompt, int g
                                r->skip, r->skip_text, r->skip_vision, r->skip_decode, r->decode_weight_bytes,
                                r->decode_kv_bytes, r->prefill_flops, r->read_gbs > 0 ? r->read_gbs : bw,
                                bandwidth_fraction(r, bw), r->read_gbs_sustained,
-                               decode_fraction(r, r->read_gbs_sustained),
+                               decode_fraction(r, r->read_gbs_sustained), r->paired_fraction,
                                peak_f32 > 0 ? r->prefill_flops / r->prefill_s / 1e9 / peak_f32 : 0};
         for (size_t k = 0; k < sizeof vals / sizeof *vals; k++) {
             sb_printf(sb, "%s\"%s\": ", k ? ", " : ", ", keys[k]);

@@ -30,6 +30,11 @@ static void fixed_costs(const modes_model *m, double *bytes, double *params) {
     }
 }
 
+/* KV cache bytes one decoded token reads per cached token (K and V of every layer, fp32). */
+static double kv_bytes_per_cached_token(const text_config *tc) {
+    return 2.0 * tc->n_kv_heads * tc->head_dim * sizeof(float) * tc->n_layers;
+}
+
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -48,10 +53,20 @@ static double attention_flops(const text_config *c, double past, double n) {
 
 typedef struct {
     double prefill_s, decode_s;
+    double paired_fraction; /* median over the decode steps of step GB/s over the probe right after it */
     modes_stats pre, dec;
 } rep_result;
 
-static int one_rep(modes_ctx *c, const prepared_input *in, int gen, float *logits, rep_result *r, modes_error *err) {
+/* The paired yardstick: after each decode step, a read of as many bytes as that step moved. */
+typedef struct {
+    modes_pool *pool;
+    const void *mem;
+    size_t bytes;
+    double fixed_bytes, kv_row_bytes; /* weights every step reads; KV cache bytes per cached token */
+} step_probe;
+
+static int one_rep(modes_ctx *c, const prepared_input *in, int gen, float *logits, const step_probe *sp, rep_result *r,
+                   modes_error *err) {
     const int V = c->model->cfg.text.vocab;
     modes_ctx_reset(c);
     modes_ctx_reset_stats(c);
@@ -61,12 +76,28 @@ static int one_rep(modes_ctx *c, const prepared_input *in, int gen, float *logit
     r->pre = *modes_ctx_stats(c);
     r->pre.layer = NULL;
     modes_ctx_reset_stats(c);
-    t0 = now_s();
-    for (int t = 0; !rc && t < gen; t++) {
+    double *ratio = sp && gen > 0 ? malloc((size_t)gen * sizeof *ratio) : NULL;
+    double total = 0;
+    int steps = 0;
+    for (int t = 0; !rc && t < gen; t++, steps++) {
         const int32_t next = modes_sample(logits, V, NULL, NULL);
+        const uint64_t expert_before = modes_ctx_stats(c)->expert_bytes;
+        t0 = now_s();
         rc = modes_eval(c, &next, 1, logits, 1, err);
+        const double dt = now_s() - t0;
+        total += dt;
+        if (ratio) {
+            /* probed right after the step on the same number of bytes, so that what the neighbours
+             * take from the memory over seconds and minutes weighs on both sides alike */
+            const double bytes = sp->fixed_bytes + (double)(modes_ctx_stats(c)->expert_bytes - expert_before) +
+                                 sp->kv_row_bytes * (in->n + t + 1);
+            const double gbs = probe_read_bandwidth_sustained(sp->pool, sp->mem, sp->bytes, bytes);
+            ratio[t] = gbs > 0 && dt > 0 ? bytes / dt / 1e9 / gbs : 0;
+        }
     }
-    r->decode_s = gen ? (now_s() - t0) / gen : 0;
+    r->decode_s = steps ? total / steps : 0;
+    r->paired_fraction = ratio && steps ? median(ratio, steps) : 0;
+    free(ratio);
     r->dec = *modes_ctx_stats(c);
     r->dec.layer = NULL;
     return rc;
@@ -91,8 +122,7 @@ static void summarise(const modes_model *m, const prepared_input *in, const benc
     fixed_costs(m, &fixed_bytes, &fixed_params);
     const int gen = o->gen_tokens > 0 ? o->gen_tokens : 1;
     r->decode_weight_bytes = step_weight_bytes(fixed_bytes, &rr->dec, gen);
-    const double kv_row = 2.0 * tc->n_kv_heads * tc->head_dim * sizeof(float) * tc->n_layers;
-    r->decode_kv_bytes = kv_row * (in->n + (gen + 1) / 2.0);
+    r->decode_kv_bytes = kv_bytes_per_cached_token(tc) * (in->n + (gen + 1) / 2.0);
     const double expert_flops = (double)rr->pre.expert_rows * 2.0 * 3.0 * tc->hidden * tc->moe_intermediate;
     r->prefill_flops = 2.0 * (fixed_params - wparams(&m->lm_head)) * in->n + 2.0 * wparams(&m->lm_head) +
                        expert_flops + attention_flops(tc, 0, in->n);
@@ -106,6 +136,7 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
     float *logits = malloc((size_t)m->cfg.text.vocab * sizeof *logits);
     double *pre = malloc((size_t)reps * n * sizeof *pre), *dec = malloc((size_t)reps * n * sizeof *dec);
     double *bw = calloc((size_t)reps * n, sizeof *bw), *bws = calloc((size_t)reps * n, sizeof *bws);
+    double *bwp = calloc((size_t)reps * n, sizeof *bwp);
     rep_result *last = calloc((size_t)n, sizeof *last);
     /* The bandwidth other tenants leave to this machine moves by 2x from minute to minute, so each
      * run's decode is judged against a probe taken right after it rather than one at the start. */
@@ -114,12 +145,15 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
     if (probe) memset(probe, 1, pb);
     double fixed_bytes, fixed_params;
     fixed_costs(m, &fixed_bytes, &fixed_params);
-    int rc = logits && pre && dec && bw && bws && last && (!pb || probe) ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    const step_probe sp = {c->pool, probe, pb, fixed_bytes, kv_bytes_per_cached_token(&m->cfg.text)};
+    int rc = logits && pre && dec && bw && bws && bwp && last && (!pb || probe) ? 0
+                                                                                : modes_fail(err, MODES_E_INTERNAL, "out of memory");
     for (int rep = -1; !rc && rep < reps; rep++) /* rep -1: the warm-up (caches, page faults, clocks) */
         for (int k = 0; !rc && k < n; k++) {
             modes_ctx_set_policy(c, p[k]);
             rep_result rr;
-            rc = one_rep(c, in, rep < 0 ? (o->gen_tokens < 4 ? o->gen_tokens : 4) : o->gen_tokens, logits, &rr, err);
+            rc = one_rep(c, in, rep < 0 ? (o->gen_tokens < 4 ? o->gen_tokens : 4) : o->gen_tokens, logits,
+                         rep >= 0 && probe ? &sp : NULL, &rr, err);
             if (rep >= 0) {
                 pre[(size_t)k * reps + rep] = rr.prefill_s;
                 dec[(size_t)k * reps + rep] = rr.decode_s;
@@ -129,6 +163,7 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
                     bw[(size_t)k * reps + rep] = probe_read_bandwidth_in(c->pool, probe, pb, 1);
                     bws[(size_t)k * reps + rep] = probe_read_bandwidth_sustained(
                         c->pool, probe, pb, step_weight_bytes(fixed_bytes, &rr.dec, o->gen_tokens));
+                    bwp[(size_t)k * reps + rep] = rr.paired_fraction;
                 }
                 last[k] = rr;
             }
@@ -141,10 +176,12 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
         summarise(m, in, o, &last[k], &r[k]);
         r[k].read_gbs = probe ? median(bw + (size_t)k * reps, reps) : 0;
         r[k].read_gbs_sustained = probe ? median(bws + (size_t)k * reps, reps) : 0;
+        r[k].paired_fraction = probe ? median(bwp + (size_t)k * reps, reps) : 0;
     }
     free(probe);
     free(bw);
     free(bws);
+    free(bwp);
     free(logits);
     free(pre);
     free(dec);

@@ -21,6 +21,7 @@ typedef struct {
     double prefill_weight_bytes;     /* weights read by one prefill (each used matrix once) */
     double read_gbs;                 /* median read bandwidth probed right after this policy's runs (0: not probed) */
     double read_gbs_sustained;       /* the same, sustained over as many bytes as one of its decode steps reads */
+    double paired_fraction;          /* median of decode-step GB/s over a probe of the same bytes right after each step */
 } bench_result;
 
 /* Runs the prepared prompt under each policy (NULL: none): a warm-up of every policy, then the

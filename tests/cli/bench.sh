@@ -22,7 +22,7 @@ ok test "$(field "$TMP/s.json" "0.8 < d['runs'][1]['skip_ratio'] <= 0.875")" = "
 ok test "$(field "$TMP/s.json" "abs(d['runs'][2]['skip_ratio'] - 0.5) < 0.05")" = "True"
 ok test "$(field "$TMP/s.json" "d['runs'][1]['weight_bytes_per_decoded_token'] < d['runs'][0]['weight_bytes_per_decoded_token']")" = "True"
 ok test "$(field "$TMP/s.json" "all(k in d['machine'] for k in ('read_bandwidth_gbs', 'peak_gflops_f32_fma', 'threads'))")" = "True"
-ok test "$(field "$TMP/s.json" "all(r['read_bandwidth_sustained_gbs'] > 0 and r['bandwidth_fraction_sustained'] > 0 for r in d['runs'])")" = "True"
+ok test "$(field "$TMP/s.json" "all(r['read_bandwidth_sustained_gbs'] > 0 and r['bandwidth_fraction_sustained'] > 0 and r['bandwidth_fraction_paired'] > 0 for r in d['runs'])")" = "True"
 ok grep -q "</svg>" "$TMP/s.svg"
 
 ok "$BIN" bench -m "$M" --image "$IMG" --gen-tokens 2 -r 1 --skip topk:1 --json -o "$TMP/m.json"
