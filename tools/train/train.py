@@ -1,4 +1,4 @@
-"""Trains the embedded shapes-vqa model (a Qwen3VLMoeForConditionalGeneration, ~6 M parameters) on CPU
+"""Trains the embedded shapes-vqa model (a Qwen3VLMoeForConditionalGeneration, ~3 M parameters) on CPU
 and writes the Hugging Face folder, the data splits and the golden file.
 
   /usr/bin/python3 tools/train/train.py --out models/shapes-vqa
@@ -81,7 +81,7 @@ def make_batch(enc, step, seed, bs, per_image=3, text_frac=0.25, max_objs=6):
     for _ in range(n_text):
         f = rng.choices(tf, weights=[TRAIN_MIX[x] for x in tf])[0]
         items.append(enc.example(make_data.make_example(rng, f)))
-    img_items, labels, focus = [], [], []
+    img_items, labels, focus, rel = [], [], [], []
     first_pad = 1 + len(enc.user) + 1  # <|im_start|> user\n <|vision_start|>
     while len(img_items) < bs - n_text:
         s, qs = make_data.scene_questions(rng, sides, per_image, TRAIN_MIX, max_objs)
@@ -95,6 +95,9 @@ def make_batch(enc, step, seed, bs, per_image=3, text_frac=0.25, max_objs=6):
             if f:
                 focus.append((len(img_items), it["prompt_len"] - 1,
                               [[first_pad + o["cy"] * gw + o["cx"] for o in objs] for objs in f]))
+                if len(f[0]) == 1 and len(f[1]) == 1 and f[0][0] is not f[1][0]:
+                    a, c = f[0][0], f[1][0]
+                    rel.append((len(img_items), it["prompt_len"] - 1, a["cx"] - c["cx"], a["cy"] - c["cy"]))
             img_items.append(it)
     items = img_items + items
     # image rows first (image embeddings fill image-pad positions in row order)
@@ -107,6 +110,10 @@ def make_batch(enc, step, seed, bs, per_image=3, text_frac=0.25, max_objs=6):
             for h, cols in enumerate(heads):
                 m[i, h, cols] = 1.0
         b["focus"] = (torch.tensor([r for r, _, _ in focus]), torch.tensor([t for _, t, _ in focus]), m)
+    if rel:
+        scale = make_data.PROBE_GROUPS[3][1] - 1  # the value probes' (row, column) scale
+        b["relation"] = (torch.tensor([r[0] for r in rel]), torch.tensor([r[1] for r in rel]),
+                         torch.tensor([[r[2] / scale, r[3] / scale] for r in rel]))
     return b
 
 
@@ -141,6 +148,27 @@ def value_probe_loss(model, layers, probes, b):
     rc = lab.reshape(-1, lab.shape[-1])[:, 3:5].float() / (make_data.PROBE_GROUPS[3][1] - 1)
     for head, f in zip(probes[len(layers):], feats):
         loss = loss + 10.0 * F.mse_loss(head(f), rc) / len(feats)
+    return loss
+
+
+def relation_loss(taps, layer, heads, rel):
+    """Training-only hint for "left or right of" / "above or below": at the position that predicts the
+    answer, the residual after `layer` must carry (column, row) of the first named object minus those
+    of the second as numbers (a linear regression), and the residual after the next layer their signs
+    (a 3-way classifier per axis). The hinted heads already fetch both objects' positions; without
+    this, spatial questions stayed at 0.55-0.66 while every family that reads one object was at 0.96+."""
+    rows, t, diff = rel
+
+    def at(name):  # RMS-normalised as the next layer's norm sees it: the raw residual is in the hundreds
+        x = taps[name][rows, t]
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+    loss = 10.0 * F.mse_loss(heads[0](at(f"text.layer{layer}.out")), diff)
+    nxt = f"text.layer{layer + 1}.out"
+    if nxt in taps:
+        sign = (torch.sign(diff) + 1).long()  # 0: less, 1: equal, 2: greater
+        lg = heads[1](at(nxt)).view(-1, 2, 3)
+        loss = loss + F.cross_entropy(lg.reshape(-1, 3), sign.reshape(-1))
     return loss
 
 
@@ -282,6 +310,8 @@ def main():
     ap.add_argument("--attn-layers", default="1", help="text layers whose heads 0 and 1 get the attention hint")
     ap.add_argument("--value-probe", type=float, default=0.5,
                     help="coefficient of the value probes on the hinted layers (value_probe_loss; 0: none)")
+    ap.add_argument("--relation-hint", type=float, default=0.5,
+                    help="coefficient of the position-difference hint after the hinted layer (relation_loss; 0: none)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -329,6 +359,9 @@ def main():
     vprobe = torch.nn.ModuleList([torch.nn.Linear(tc["head_dim"], n_cls) for _ in attn_layers] +
                                  [torch.nn.Linear(tc["head_dim"], 2) for _ in attn_layers])
     vopt = torch.optim.AdamW(vprobe.parameters(), lr=args.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.01)
+    # relation hint: a (column, row) difference regression and a sign classifier (relation_loss)
+    rprobe = torch.nn.ModuleList([torch.nn.Linear(tc["hidden_size"], 2), torch.nn.Linear(tc["hidden_size"], 6)])
+    ropt = torch.optim.AdamW(rprobe.parameters(), lr=args.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.01)
     step, elapsed, start, before = 0, 0.0, 0, 0.0
     ck = os.path.join(args.ckpt, "last.pt")
     if os.path.exists(ck) and not args.bench:
@@ -343,6 +376,9 @@ def main():
                 vprobe.load_state_dict(s["vprobe"], strict=strict)
                 if strict:
                     vopt.load_state_dict(s["vopt"])
+            if "rprobe" in s and args.relation_hint:
+                rprobe.load_state_dict(s["rprobe"])
+                ropt.load_state_dict(s["ropt"])
             start, before = s["start"], s["before"]
             log(f"resumed from {ck} at step {step} ({(before + elapsed) / 60:.1f} min trained)", logf)
         else:  # a checkpoint of the joint-class probe: keep the weights, new probes and optimiser
@@ -381,20 +417,22 @@ def main():
         tmp = ck + ".tmp"
         torch.save({"model": model.state_dict(), "probe": probe.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
                     "probe_version": 2, "start": start, "before": before,
-                    **({"vprobe": vprobe.state_dict(), "vopt": vopt.state_dict()} if args.value_probe else {})}, tmp)
+                    **({"vprobe": vprobe.state_dict(), "vopt": vopt.state_dict()} if args.value_probe else {}),
+                    **({"rprobe": rprobe.state_dict(), "ropt": ropt.state_dict()} if args.relation_hint else {})}, tmp)
         os.replace(tmp, ck)
 
     model.train()
     t_ck = time.time()
     t0 = time.time()
-    run_loss, run_aux, run_probe, run_attn, run_vprobe, run_n = 0.0, 0.0, 0.0, 0.0, 0.0, 0
+    run_loss, run_aux, run_probe, run_attn, run_vprobe, run_rel, run_n = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
     t_ev = time.time()
     while (step < args.bench) if args.bench else not finished():
         ts = time.time()
         b = make_batch(enc, step, args.seed, args.bs, args.per_image, max_objs=max_objs_at(step))
-        for g in opt.param_groups + vopt.param_groups:
+        for g in opt.param_groups + vopt.param_groups + ropt.param_groups:
             g["lr"] = lr_at(step)
-        lg, routing = run(model, b)
+        taps = {}
+        lg, routing = run(model, b, taps=taps)
         ce = F.cross_entropy(lg, b["target"])
         al = aux_loss(routing, E, K)
         pl = probe_loss(probe, model.last_image_embeds, b["probe_labels"])
@@ -407,12 +445,18 @@ def main():
             vl = value_probe_loss(model, attn_layers, vprobe, b)
             loss = loss + args.value_probe * vl
             run_vprobe += float(vl)
+        if attn_layers and args.relation_hint and "relation" in b:
+            rl = relation_loss(taps, attn_layers[-1], rprobe, b["relation"])
+            loss = loss + args.relation_hint * rl
+            run_rel += float(rl)
         opt.zero_grad(set_to_none=True)
         vopt.zero_grad(set_to_none=True)
+        ropt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         vopt.step()
+        ropt.step()
         step += 1
         elapsed += time.time() - ts
         run_loss += float(ce)
@@ -424,10 +468,10 @@ def main():
             continue
         if step % 25 == 0:
             log(f"step {step} ce {run_loss / run_n:.4f} aux {run_aux / run_n:.4f} probe {run_probe / run_n:.4f} "
-                f"attn {run_attn / run_n:.4f} vprobe {run_vprobe / run_n:.4f} "
+                f"attn {run_attn / run_n:.4f} vprobe {run_vprobe / run_n:.4f} rel {run_rel / run_n:.4f} "
                 f"lr {lr_at(step):.2e} "
                 f"{elapsed / max(step - start, 1):.2f} s/step, {(before + elapsed) / 60:.1f} min", logf)
-            run_loss, run_aux, run_probe, run_attn, run_vprobe, run_n = 0.0, 0.0, 0.0, 0.0, 0.0, 0
+            run_loss, run_aux, run_probe, run_attn, run_vprobe, run_rel, run_n = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
         if time.time() - t_ev > args.eval_minutes * 60 or finished():
             acc, s = fmt_scores(score(model, enc, held))
             log(f"step {step} held-out {s}", logf)
