@@ -77,6 +77,7 @@ static int one_rep(modes_ctx *c, const prepared_input *in, int gen, float *logit
     r->pre.layer = NULL;
     modes_ctx_reset_stats(c);
     double *ratio = sp && gen > 0 ? malloc((size_t)gen * sizeof *ratio) : NULL;
+    if (sp && gen > 0 && !ratio && !rc) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
     double total = 0;
     int steps = 0;
     for (int t = 0; !rc && t < gen; t++, steps++) {
