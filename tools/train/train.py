@@ -431,7 +431,7 @@ def main():
         b = make_batch(enc, step, args.seed, args.bs, args.per_image, max_objs=max_objs_at(step))
         for g in opt.param_groups + vopt.param_groups + ropt.param_groups:
             g["lr"] = lr_at(step)
-        taps = {}
+        taps = {} if args.relation_hint else None  # layer outputs, read only by the relation hint
         lg, routing = run(model, b, taps=taps)
         ce = F.cross_entropy(lg, b["target"])
         al = aux_loss(routing, E, K)
