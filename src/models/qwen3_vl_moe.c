@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/mem.h"
 #include "models/model.h"
 
 #define TEXT "model.language_model."
@@ -20,7 +21,7 @@
 /* [E, A, B] -> [E, B, A] into owned memory: the released x·W expert layout becomes rows for GEMV. */
 static int transpose_experts(modes_model *m, const st_tensor *t, modes_dtype dt, const void **out, modes_error *err) {
     const size_t E = (size_t)t->shape[0], A = (size_t)t->shape[1], B = (size_t)t->shape[2], es = dtype_size(dt);
-    unsigned char *dst = malloc(t->nbytes ? t->nbytes : 1);
+    unsigned char *dst = mem_alloc_streamed(t->nbytes);
     if (!dst) return modes_fail(err, MODES_E_INTERNAL, "out of memory transposing '%s'", t->name);
     const unsigned char *src = t->data;
     for (size_t e = 0; e < E; e++)

@@ -5,11 +5,13 @@
  * weights are a pool of distinct layer blocks sized to a memory budget, and layer l uses block
  * l mod n_blocks. Each block is far larger than any cache, so a token still streams every expert
  * it uses from memory; the byte counts the benchmark reports are those of distinct experts. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/mem.h"
 #include "models/model.h"
 
 typedef struct {
@@ -19,7 +21,7 @@ typedef struct {
 /* Owned random bf16 storage of n values, uniform in [-scale/2, scale/2): xorshift64 gives four
  * values per step, so gigabytes take seconds. Every row is distinct, so routing is not degenerate. */
 static void *random_weights(modes_model *m, size_t n, float scale, rng64 *r, modes_error *err) {
-    uint16_t *w = malloc(n * sizeof *w);
+    uint16_t *w = n <= SIZE_MAX / sizeof *w ? mem_alloc_streamed(n * sizeof *w) : NULL;
     if (!w) {
         modes_fail(err, MODES_E_INTERNAL, "out of memory for %zu synthetic weights", n);
         return NULL;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/mem.h"
 #include "models/model.h"
 
 static int is_weight_dtype(st_dtype t) { return t == ST_F32 || t == ST_BF16 || t == ST_F16; }
@@ -49,7 +50,7 @@ int tensor_data(modes_model *m, const st_tensor *t, const void **data, modes_err
         *data = t->data;
         return 0;
     }
-    void *copy = malloc(t->nbytes ? t->nbytes : 1);
+    void *copy = mem_alloc_streamed(t->nbytes);
     if (!copy) return modes_fail(err, MODES_E_INTERNAL, "out of memory copying '%s'", t->name);
     memcpy(copy, t->data, t->nbytes);
     *data = copy;
