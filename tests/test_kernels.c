@@ -179,11 +179,12 @@ static void test_matmul_split(void) {
     for (int p = 0; p < SIMD_N_PATHS; p++) {
         const kernel_set *ks = kernels_for((simd_path)p);
         if (!ks) continue;
-        for (size_t d = 0; d < 3; d++) {
-            const int R = 301, C = 129;
+        for (size_t d = 0; d < 3 * 2; d++) {
+            /* The second shape is large enough that a decode product (n = 1) is split in pieces. */
+            const int R = d < 3 ? 301 : 1201, C = d < 3 ? 129 : 513;
             for (int n = 1; n <= 9; n += 4) {
                 guarded gw;
-                const wmat w = make_weights(&gw, dts[d], R, C);
+                const wmat w = make_weights(&gw, dts[d % 3], R, C);
                 float *x = malloc((size_t)n * C * sizeof(float)), *bias = malloc((size_t)R * sizeof(float));
                 float *full = malloc((size_t)n * R * sizeof(float)), *y = malloc((size_t)n * R * sizeof(float));
                 for (int i = 0; i < n * C; i++) x[i] = uniform(-2, 2);

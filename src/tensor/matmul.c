@@ -258,16 +258,56 @@ static void mt_range(void *vp, size_t begin, size_t end) {
 /* Below this many multiply-adds, waking the pool costs more than it saves. */
 #define MT_MIN_MACS (64 * 1024)
 
+/* A product of this few x rows streams its weights (decode). Its pieces are cut by weight bytes:
+ * when a thread takes its last piece, the others wait on average half a piece, and at one core's
+ * share of the memory (about 30 GB/s) a piece of 128 KiB takes 4 us, against about 70 us for an
+ * eighth of a 16 MiB projection. */
+#define MT_STREAM_MAX_N MM_MAX_MR
+#define MT_STREAM_PIECE_BYTES (128 * 1024)
+
+/* Multiply-adds per piece of a product (or batch of products) of `total` multiply-adds on
+ * `threads` threads: about four pieces per thread, so that uneven pieces still balance, and for
+ * streamed products at most MT_STREAM_PIECE_BYTES of weights (dsize bytes each) per piece. */
+static double piece_macs(double total, int threads, int n, size_t dsize) {
+    const double balanced = total / (4.0 * threads);
+    if (n > MT_STREAM_MAX_N) return balanced;
+    const double streamed = (double)MT_STREAM_PIECE_BYTES / (double)dsize * n;
+    return streamed < balanced ? streamed : balanced;
+}
+
+/* Rows per piece of a product of `macs_per_row` multiply-adds per weight row: about `target`
+ * multiply-adds, whole row blocks, at least one. */
+static int piece_rows(double macs_per_row, int rows, double target, int block) {
+    const double r = macs_per_row > 0 ? target / macs_per_row : (double)rows;
+    const int step = r >= rows ? rows : (int)r;
+    return step < block ? block : (step + block - 1) / block * block;
+}
+
+static void mt_task(void *vp, int task, int n_tasks) {
+    const mt_job *j = vp;
+    const int step = (j->w->rows + n_tasks - 1) / n_tasks, block = j->ks->row_block;
+    const int rows = (step + block - 1) / block * block, r0 = task * rows;
+    const int r1 = r0 + rows < j->w->rows ? r0 + rows : j->w->rows;
+    if (r0 < r1) j->ks->matmul_rows(j->y, j->x, j->n, j->w, j->bias, r0, r1);
+}
+
 void matmul_mt_using(const kernel_set *ks, modes_pool *pool, float *y, const float *x, int n, const wmat *w,
                      const float *bias) {
     if (!ks) ks = kernels_default();
     const double macs = (double)n * w->rows * w->cols;
-    if (pool_size(pool) == 1 || macs < MT_MIN_MACS) {
+    const int threads = pool_size(pool);
+    if (threads == 1 || macs < MT_MIN_MACS) {
         ks->matmul_rows(y, x, n, w, bias, 0, w->rows);
         return;
     }
     mt_job j = {ks, y, x, n, w, bias};
-    pool_for(pool, (size_t)w->rows, (size_t)ks->row_block, mt_range, &j);
+    if (n > MT_STREAM_MAX_N) {
+        pool_for(pool, (size_t)w->rows, (size_t)ks->row_block, mt_range, &j);
+        return;
+    }
+    const int step = piece_rows((double)n * w->cols, w->rows, piece_macs(macs, threads, n, dtype_size(w->dtype)),
+                                ks->row_block);
+    pool_run(pool, mt_task, &j, (w->rows + step - 1) / step);
 }
 
 void matmul_mt(modes_pool *pool, float *y, const float *x, int n, const wmat *w, const float *bias) {
@@ -295,19 +335,11 @@ static void batch_task(void *vp, int task, int n_tasks) {
 
 static double job_macs(const matmul_job *j) { return (double)j->n * j->w->rows * j->w->cols; }
 
-/* Rows per piece of job j: about `target` multiply-adds, whole row blocks. */
-static int piece_rows(const matmul_job *j, double target, int block) {
-    const double per_row = j->w->rows > 0 ? job_macs(j) / j->w->rows : 0;
-    const double rows = per_row > 0 ? target / per_row : (double)j->w->rows;
-    const int step = rows >= j->w->rows ? j->w->rows : (int)rows;
-    return step < block ? block : (step + block - 1) / block * block;
-}
-
 /* Cuts each job's rows into pieces; with out NULL only counts them. */
 static int cut_pieces(const matmul_job *jobs, int n_jobs, double target, int block, batch_piece *out) {
     int np = 0;
     for (int i = 0; i < n_jobs; i++) {
-        const int R = jobs[i].w->rows, step = piece_rows(&jobs[i], target, block);
+        const int R = jobs[i].w->rows, step = piece_rows((double)jobs[i].n * jobs[i].w->cols, R, target, block);
         for (int r = 0; r < R; r += step, np++)
             if (out) out[np] = (batch_piece){i, r, R - r > step ? r + step : R};
     }
@@ -324,8 +356,12 @@ void matmul_batch_mt_using(const kernel_set *ks, modes_pool *pool, const matmul_
             ks->matmul_rows(jobs[i].y, jobs[i].x, jobs[i].n, jobs[i].w, jobs[i].bias, 0, jobs[i].w->rows);
         return;
     }
-    /* About four pieces per thread in all, so that uneven pieces still balance. */
-    const double target = total / (4.0 * threads);
+    int max_n = 0, max_dsize = 1;
+    for (int i = 0; i < n_jobs; i++) {
+        max_n = jobs[i].n > max_n ? jobs[i].n : max_n;
+        max_dsize = (int)dtype_size(jobs[i].w->dtype) > max_dsize ? (int)dtype_size(jobs[i].w->dtype) : max_dsize;
+    }
+    const double target = piece_macs(total, threads, max_n, (size_t)max_dsize);
     const int np = cut_pieces(jobs, n_jobs, target, ks->row_block, NULL);
     batch_piece *pieces = malloc((size_t)(np > 0 ? np : 1) * sizeof *pieces);
     if (!pieces) { /* out of memory: one job at a time, each split across the pool */
