@@ -1,6 +1,7 @@
 /* The thread pool runs every task exactly once per run, for any thread and task count, over many
  * runs back to back (the spinning hand-over) and after pauses long enough for the workers to fall
- * asleep (the condition-variable hand-over); nested runs go serial; pool_for covers its range once. */
+ * asleep (the condition-variable hand-over); nested runs go serial; pool_for covers its range once;
+ * tasks are taken in order. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,41 @@ static void test_for(void) {
     pool_free(p);
 }
 
+/* Tasks are taken in order, so a task may wait for a lower-numbered one (the MoE's down chunks
+ * wait for their expert's gate/up chunks): each task here waits for the previous one to finish, a
+ * chain that hangs (and the test times out) if a thread could take a task while a lower one was
+ * left untaken. */
+typedef struct {
+    atomic_int *finished;
+} chain_job;
+
+static void chain_task(void *arg, int task, int n_tasks) {
+    chain_job *j = arg;
+    if (task > 0)
+        while (!atomic_load(&j->finished[task - 1])) {
+        }
+    atomic_store(&j->finished[task], 1);
+    (void)n_tasks;
+}
+
+static void test_order(void) {
+    enum { N = 300 };
+    static const int threads[] = {1, 2, 4};
+    for (size_t a = 0; a < sizeof threads / sizeof *threads; a++) {
+        modes_pool *p = pool_new(threads[a]);
+        int ok = p != NULL;
+        for (int run = 0; ok && run < 20; run++) {
+            atomic_int finished[N];
+            for (int t = 0; t < N; t++) atomic_init(&finished[t], 0);
+            chain_job j = {finished};
+            pool_run(p, chain_task, &j, N);
+            for (int t = 0; t < N; t++) ok &= atomic_load(&finished[t]);
+        }
+        CHECKF(ok, "a chain of tasks, each waiting for the one before, with %d threads", threads[a]);
+        pool_free(p);
+    }
+}
+
 /* Many pools made and freed with work in flight between: clean start-up and shut-down. */
 static void test_churn(void) {
     int ok = 1;
@@ -150,6 +186,7 @@ int main(void) {
     test_sleep_wake();
     test_nested();
     test_for();
+    test_order();
     test_churn();
     return check_done();
 }

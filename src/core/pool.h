@@ -13,7 +13,9 @@
 
 typedef struct modes_pool modes_pool;
 
-/* A task function: task is in [0, n_tasks); tasks of one run may run in any order, concurrently. */
+/* A task function: task is in [0, n_tasks); tasks of one run run concurrently, but threads take
+ * them in order, each only after every lower-numbered task of the run has been taken by a thread
+ * that runs it: so a task may wait for a lower-numbered one to finish, never for a higher one. */
 typedef void (*pool_task_fn)(void *arg, int task, int n_tasks);
 
 /* A range function for pool_for: handles items [begin, end). */

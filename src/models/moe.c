@@ -1,6 +1,8 @@
 #include "models/moe.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,27 +43,43 @@ typedef struct {
     int *active, *start;  /* active experts, and the first gathered row of each ([n_active + 1]) */
     float *xs, *g, *u, *ys;
     int chunks_i, chunks_h; /* row chunks per expert for gate/up (of I) and for down (of H) */
+    atomic_int *ready;      /* gate/up chunks finished, per active expert */
 } dispatch;
 
 #define ROW_CHUNK 48 /* rows of W per task: a multiple of every SIMD row block (4 and 6), small enough to balance */
 
-static void gate_up_task(void *arg, int task, int n_tasks) {
-    const dispatch *d = arg;
-    const int a = task / d->chunks_i, c = task % d->chunks_i, I = d->m->inter, H = d->m->hidden;
-    const int e = d->active[a], r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < I ? r0 + ROW_CHUNK : I;
+/* Rows [r0, r1) of gate and up for every token of expert a, then silu(gate) * up on them. */
+static void gate_up_chunk(dispatch *d, int a, int c) {
+    const int I = d->m->inter, H = d->m->hidden, e = d->active[a];
+    const int r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < I ? r0 + ROW_CHUNK : I;
     const int rows = d->start[a + 1] - d->start[a];
+    float *g = d->g + (size_t)d->start[a] * I, *u = d->u + (size_t)d->start[a] * I;
     const float *x = d->xs + (size_t)d->start[a] * H;
-    matmul_rows(d->g + (size_t)d->start[a] * I, x, rows, &d->m->experts[e].gate, NULL, r0, r1);
-    matmul_rows(d->u + (size_t)d->start[a] * I, x, rows, &d->m->experts[e].up, NULL, r0, r1);
-    (void)n_tasks;
+    matmul_rows(g, x, rows, &d->m->experts[e].gate, NULL, r0, r1);
+    matmul_rows(u, x, rows, &d->m->experts[e].up, NULL, r0, r1);
+    for (int i = 0; i < rows; i++) silu_mul(g + (size_t)i * I + r0, g + (size_t)i * I + r0, u + (size_t)i * I + r0, r1 - r0);
+    atomic_fetch_add_explicit(&d->ready[a], 1, memory_order_release);
 }
 
-static void down_task(void *arg, int task, int n_tasks) {
-    const dispatch *d = arg;
-    const int a = task / d->chunks_h, c = task % d->chunks_h, I = d->m->inter, H = d->m->hidden;
-    const int e = d->active[a], r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < H ? r0 + ROW_CHUNK : H;
+/* Rows [r0, r1) of down for every token of expert a, once all of its gate/up chunks are done.
+ * Tasks start in order and every gate/up task comes before every down task, so the chunks waited
+ * for are already running on other threads: the wait is at most the rest of one chunk. */
+static void down_chunk(dispatch *d, int a, int c) {
+    const int I = d->m->inter, H = d->m->hidden, e = d->active[a];
+    const int r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < H ? r0 + ROW_CHUNK : H;
     const int rows = d->start[a + 1] - d->start[a];
+    for (int spins = 0; atomic_load_explicit(&d->ready[a], memory_order_acquire) < d->chunks_i; spins++)
+        if (spins >= 1000) sched_yield(); /* a thread holding a chunk was descheduled */
     matmul_rows(d->ys + (size_t)d->start[a] * H, d->g + (size_t)d->start[a] * I, rows, &d->m->experts[e].down, NULL, r0, r1);
+}
+
+/* Every active expert in one parallel region, split by output rows: gate/up chunks first, then
+ * down chunks, with no barrier between the two (a barrier leaves threads idle twice per layer). */
+static void expert_task(void *arg, int task, int n_tasks) {
+    dispatch *d = arg;
+    const int n_up = d->n_active * d->chunks_i;
+    if (task < n_up) gate_up_chunk(d, task / d->chunks_i, task % d->chunks_i);
+    else down_chunk(d, (task - n_up) / d->chunks_h, (task - n_up) % d->chunks_h);
     (void)n_tasks;
 }
 
@@ -72,6 +90,7 @@ static void dispatch_free(dispatch *d) {
     free(d->g);
     free(d->u);
     free(d->ys);
+    free(d->ready);
 }
 
 int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_idx, const float *topk_w,
@@ -98,7 +117,9 @@ int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_
         d.ys = malloc((size_t)kept * H * sizeof *d.ys);
         d.g = malloc((size_t)kept * I * sizeof *d.g);
         d.u = malloc((size_t)kept * I * sizeof *d.u);
-        if (!d.xs || !d.ys || !d.g || !d.u) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
+        d.ready = calloc((size_t)d.n_active, sizeof *d.ready);
+        if (!d.xs || !d.ys || !d.g || !d.u || !d.ready) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
+        for (int a = 0; !rc && a < d.n_active; a++) atomic_init(&d.ready[a], 0);
     }
     if (!rc && kept) {
         int *fill = count; /* reused: the next free gathered row of each expert */
@@ -109,10 +130,7 @@ int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_
                 pairs[row] = s;
                 memcpy(d.xs + (size_t)row * H, x + (size_t)(s / K) * H, (size_t)H * sizeof *d.xs);
             }
-        /* Every active expert in one parallel region per phase, split by output rows. */
-        pool_run(pool, gate_up_task, &d, d.n_active * d.chunks_i);
-        silu_mul(d.g, d.g, d.u, kept * I);
-        pool_run(pool, down_task, &d, d.n_active * d.chunks_h);
+        pool_run(pool, expert_task, &d, d.n_active * (d.chunks_i + d.chunks_h));
         for (int row = 0; row < kept; row++) { /* scatter-add with the routing weights */
             float *o = out + (size_t)(pairs[row] / K) * H;
             const float w = topk_w[pairs[row]], *y = d.ys + (size_t)row * H;

@@ -241,9 +241,8 @@ static void attention_task(void *arg, int h, int n_heads) {
 static void attention(modes_ctx *c, int l, const text_layer *L, scratch *s, int n, float *out) {
     const text_config *cf = &c->model->cfg.text;
     const int hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads, kd = nkv * hd, qd = nh * hd;
-    matmul_mt(c->pool, s->q, s->xn, n, &L->q, NULL);
-    matmul_mt(c->pool, s->k, s->xn, n, &L->k, NULL);
-    matmul_mt(c->pool, s->v, s->xn, n, &L->v, NULL);
+    const matmul_job qkv[3] = {{s->q, s->xn, n, &L->q, NULL}, {s->k, s->xn, n, &L->k, NULL}, {s->v, s->xn, n, &L->v, NULL}};
+    matmul_batch_mt(c->pool, qkv, 3); /* one parallel region: each region ends with threads waiting */
     float *kc = c->k_cache + ((size_t)l * c->n_ctx + c->n_past) * kd;
     float *vc = c->v_cache + ((size_t)l * c->n_ctx + c->n_past) * kd;
     for (int i = 0; i < n; i++) {
