@@ -275,12 +275,14 @@ static double piece_macs(double total, int threads, int n, size_t dsize) {
     return streamed < balanced ? streamed : balanced;
 }
 
-/* Rows per piece of a product of `macs_per_row` multiply-adds per weight row: about `target`
- * multiply-adds, whole row blocks, at least one. */
+/* Rows per piece of a product of `macs_per_row` multiply-adds per weight row: the product cut in
+ * equal pieces of about `target` multiply-adds (a remainder piece would leave a thread idle at the
+ * end), whole row blocks, at least one. */
 static int piece_rows(double macs_per_row, int rows, double target, int block) {
-    const double r = macs_per_row > 0 ? target / macs_per_row : (double)rows;
-    const int step = r >= rows ? rows : (int)r;
-    return step < block ? block : (step + block - 1) / block * block;
+    const double want = macs_per_row > 0 && target > 0 ? macs_per_row * rows / target : 1;
+    const int count = want < 1.5 ? 1 : want >= rows ? rows : (int)(want + 0.5);
+    const int step = (rows + count - 1) / count;
+    return (step + block - 1) / block * block;
 }
 
 static void mt_task(void *vp, int task, int n_tasks) {
