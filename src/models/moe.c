@@ -62,8 +62,8 @@ static void gate_up_chunk(dispatch *d, int a, int c) {
 }
 
 /* Rows [r0, r1) of down for every token of expert a, once all of its gate/up chunks are done.
- * Tasks start in order and every gate/up task comes before every down task, so the chunks waited
- * for are already running on other threads: the wait is at most the rest of one chunk. */
+ * Threads take tasks in order (pool.h) and every gate/up task comes before every down task, so the
+ * chunks waited for are already running on other threads: the wait is at most the rest of one. */
 static void down_chunk(dispatch *d, int a, int c) {
     const int I = d->m->inter, H = d->m->hidden, e = d->active[a];
     const int r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < H ? r0 + ROW_CHUNK : H;
