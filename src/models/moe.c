@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/pool.h"
 
 void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t *topk_idx, float *topk_w,
                modes_pool *pool) {
@@ -42,16 +43,29 @@ typedef struct {
     int n_active;
     int *active, *start;  /* active experts, and the first gathered row of each ([n_active + 1]) */
     float *xs, *g, *u, *ys;
-    int chunks_i, chunks_h; /* row chunks per expert for gate/up (of I) and for down (of H) */
+    int rows_i, rows_h;     /* weight rows per chunk, for gate/up (of I) and for down (of H) */
+    int chunks_i, chunks_h; /* chunks per expert */
     atomic_int *ready;      /* gate/up chunks finished, per active expert */
 } dispatch;
 
-#define ROW_CHUNK 48 /* rows of W per task: a multiple of every SIMD row block (4 and 6), small enough to balance */
+/* Weight rows per chunk at prefill: a multiple of every SIMD row block (4 and 6), small enough to
+ * balance. */
+#define ROW_CHUNK 48
+
+/* Rows per chunk of a matrix of `rows` rows of `row_bytes` each (gate and up count together). At
+ * decode the experts' weights are streamed, and their chunks are cut like any streamed product
+ * (tensor.h): with 48-row chunks a layer's eight experts were 600 pieces, and the prefetcher's
+ * restart at each cost more than a tenth of the layer's time. */
+static int chunk_rows(int rows, double row_bytes, int streamed, int threads) {
+    if (!streamed) return ROW_CHUNK;
+    const int count = matmul_stream_pieces(rows * row_bytes, threads), step = (rows + count - 1) / count;
+    return (step + 11) / 12 * 12;
+}
 
 /* Rows [r0, r1) of gate and up for every token of expert a, then silu(gate) * up on them. */
 static void gate_up_chunk(dispatch *d, int a, int c) {
     const int I = d->m->inter, H = d->m->hidden, e = d->active[a];
-    const int r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < I ? r0 + ROW_CHUNK : I;
+    const int r0 = c * d->rows_i, r1 = r0 + d->rows_i < I ? r0 + d->rows_i : I;
     const int rows = d->start[a + 1] - d->start[a];
     float *g = d->g + (size_t)d->start[a] * I, *u = d->u + (size_t)d->start[a] * I;
     const float *x = d->xs + (size_t)d->start[a] * H;
@@ -66,7 +80,7 @@ static void gate_up_chunk(dispatch *d, int a, int c) {
  * chunks waited for are already running on other threads: the wait is at most the rest of one. */
 static void down_chunk(dispatch *d, int a, int c) {
     const int I = d->m->inter, H = d->m->hidden, e = d->active[a];
-    const int r0 = c * ROW_CHUNK, r1 = r0 + ROW_CHUNK < H ? r0 + ROW_CHUNK : H;
+    const int r0 = c * d->rows_h, r1 = r0 + d->rows_h < H ? r0 + d->rows_h : H;
     const int rows = d->start[a + 1] - d->start[a];
     for (int spins = 0; atomic_load_explicit(&d->ready[a], memory_order_acquire) < d->chunks_i; spins++)
         if (spins >= 1000) sched_yield(); /* a thread holding a chunk was descheduled */
@@ -99,7 +113,7 @@ int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_
     memset(out, 0, (size_t)n * H * sizeof *out);
     /* Counting sort of kept (token, slot) pairs by expert; skipped slots never get here. */
     int *count = calloc((size_t)E + 1, sizeof *count), *pairs = malloc((size_t)n * K * sizeof *pairs);
-    dispatch d = {.m = m, .chunks_i = (I + ROW_CHUNK - 1) / ROW_CHUNK, .chunks_h = (H + ROW_CHUNK - 1) / ROW_CHUNK};
+    dispatch d = {.m = m};
     d.active = malloc((size_t)E * sizeof *d.active);
     d.start = malloc(((size_t)E + 1) * sizeof *d.start);
     int rc = count && pairs && d.active && d.start ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
@@ -113,6 +127,14 @@ int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_
         }
     if (!rc && kept) {
         d.start[d.n_active] = kept;
+        int most = 0; /* tokens of the busiest active expert */
+        for (int a = 0; a < d.n_active; a++) most = d.start[a + 1] - d.start[a] > most ? d.start[a + 1] - d.start[a] : most;
+        const expert_w *w0 = &m->experts[d.active[0]];
+        const int streamed = most <= MATMUL_STREAM_MAX_N, threads = pool_size(pool);
+        d.rows_i = chunk_rows(I, 2.0 * H * (double)dtype_size(w0->gate.dtype), streamed, threads);
+        d.rows_h = chunk_rows(H, (double)I * (double)dtype_size(w0->down.dtype), streamed, threads);
+        d.chunks_i = (I + d.rows_i - 1) / d.rows_i;
+        d.chunks_h = (H + d.rows_h - 1) / d.rows_h;
         d.xs = malloc((size_t)kept * H * sizeof *d.xs);
         d.ys = malloc((size_t)kept * H * sizeof *d.ys);
         d.g = malloc((size_t)kept * I * sizeof *d.g);

@@ -7,6 +7,7 @@
  * reading W, so W is streamed once, several rows at a time, widened in registers. Prefill (many x
  * rows) is bound by multiply-adds, so 2-byte weights are widened once per block of rows into an
  * L2-sized scratch and every x tile reuses the widened rows. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -258,37 +259,31 @@ static void mt_range(void *vp, size_t begin, size_t end) {
 /* Below this many multiply-adds, waking the pool costs more than it saves. */
 #define MT_MIN_MACS (64 * 1024)
 
-/* A product of this few x rows streams its weights (decode). Its pieces are cut by weight bytes:
- * when a thread takes its last piece, the others wait on average half a piece, and at one core's
- * share of the memory (about 30 GB/s) a piece of 128 KiB takes 4 us, against about 70 us for an
- * eighth of a 16 MiB projection. */
-#define MT_STREAM_MAX_N MM_MAX_MR
-#define MT_STREAM_PIECE_BYTES (128 * 1024)
-
-/* Multiply-adds per piece of a product (or batch of products) of `total` multiply-adds on
- * `threads` threads: about four pieces per thread, so that uneven pieces still balance, and for
- * streamed products at most MT_STREAM_PIECE_BYTES of weights (dsize bytes each) per piece. */
-static double piece_macs(double total, int threads, int n, size_t dsize) {
-    const double balanced = total / (4.0 * threads);
-    if (n > MT_STREAM_MAX_N) return balanced;
-    const double streamed = (double)MT_STREAM_PIECE_BYTES / (double)dsize * n;
-    return streamed < balanced ? streamed : balanced;
+int matmul_stream_pieces(double bytes, int threads) {
+    if (threads < 1) threads = 1;
+    const double per_thread = bytes / ((double)threads * (double)MATMUL_STREAM_PIECE_BYTES);
+    return threads * (per_thread <= 1 ? 1 : per_thread >= 1e6 ? 1000000 : (int)ceil(per_thread));
 }
 
-/* Rows per piece of a product of `macs_per_row` multiply-adds per weight row: the product cut in
- * equal pieces of about `target` multiply-adds (a remainder piece would leave a thread idle at the
- * end), whole row blocks, at least one. */
-static int piece_rows(double macs_per_row, int rows, double target, int block) {
-    const double want = macs_per_row > 0 && target > 0 ? macs_per_row * rows / target : 1;
-    const int count = want < 1.5 ? 1 : want >= rows ? rows : (int)(want + 0.5);
+/* Pieces of a product of `macs` multiply-adds (n x rows, `bytes` of weights), out of `total` in
+ * its parallel region: streamed products by bytes (see MATMUL_STREAM_PIECE_BYTES), others about
+ * four per thread over the region, so that uneven pieces still balance. */
+static int piece_count(double macs, double bytes, int n, double total, int threads) {
+    if (n <= MATMUL_STREAM_MAX_N) return matmul_stream_pieces(bytes, threads);
+    const double want = total > 0 ? macs / (total / (4.0 * threads)) : 1;
+    return want < 1.5 ? 1 : want >= 1e6 ? 1000000 : (int)(want + 0.5);
+}
+
+/* Rows per piece when `rows` are cut in `count` equal pieces (a remainder piece would leave a
+ * thread idle at the end) of whole row blocks. */
+static int piece_rows(int rows, int count, int block) {
     const int step = (rows + count - 1) / count;
     return (step + block - 1) / block * block;
 }
 
 static void mt_task(void *vp, int task, int n_tasks) {
     const mt_job *j = vp;
-    const int step = (j->w->rows + n_tasks - 1) / n_tasks, block = j->ks->row_block;
-    const int rows = (step + block - 1) / block * block, r0 = task * rows;
+    const int rows = piece_rows(j->w->rows, n_tasks, j->ks->row_block), r0 = task * rows;
     const int r1 = r0 + rows < j->w->rows ? r0 + rows : j->w->rows;
     if (r0 < r1) j->ks->matmul_rows(j->y, j->x, j->n, j->w, j->bias, r0, r1);
 }
@@ -303,13 +298,13 @@ void matmul_mt_using(const kernel_set *ks, modes_pool *pool, float *y, const flo
         return;
     }
     mt_job j = {ks, y, x, n, w, bias};
-    if (n > MT_STREAM_MAX_N) {
+    if (n > MATMUL_STREAM_MAX_N) {
         pool_for(pool, (size_t)w->rows, (size_t)ks->row_block, mt_range, &j);
         return;
     }
-    const int step = piece_rows((double)n * w->cols, w->rows, piece_macs(macs, threads, n, dtype_size(w->dtype)),
-                                ks->row_block);
-    pool_run(pool, mt_task, &j, (w->rows + step - 1) / step);
+    const int blocks = (w->rows + ks->row_block - 1) / ks->row_block;
+    const int pieces = matmul_stream_pieces((double)w->rows * w->cols * dtype_size(w->dtype), threads);
+    pool_run(pool, mt_task, &j, pieces < blocks ? pieces : blocks);
 }
 
 void matmul_mt(modes_pool *pool, float *y, const float *x, int n, const wmat *w, const float *bias) {
@@ -338,10 +333,13 @@ static void batch_task(void *vp, int task, int n_tasks) {
 static double job_macs(const matmul_job *j) { return (double)j->n * j->w->rows * j->w->cols; }
 
 /* Cuts each job's rows into pieces; with out NULL only counts them. */
-static int cut_pieces(const matmul_job *jobs, int n_jobs, double target, int block, batch_piece *out) {
+static int cut_pieces(const matmul_job *jobs, int n_jobs, double total, int threads, int block, batch_piece *out) {
     int np = 0;
     for (int i = 0; i < n_jobs; i++) {
-        const int R = jobs[i].w->rows, step = piece_rows((double)jobs[i].n * jobs[i].w->cols, R, target, block);
+        const matmul_job *j = &jobs[i];
+        const int R = j->w->rows;
+        const double bytes = (double)R * j->w->cols * dtype_size(j->w->dtype);
+        const int step = piece_rows(R, piece_count(job_macs(j), bytes, j->n, total, threads), block);
         for (int r = 0; r < R; r += step, np++)
             if (out) out[np] = (batch_piece){i, r, R - r > step ? r + step : R};
     }
@@ -358,20 +356,14 @@ void matmul_batch_mt_using(const kernel_set *ks, modes_pool *pool, const matmul_
             ks->matmul_rows(jobs[i].y, jobs[i].x, jobs[i].n, jobs[i].w, jobs[i].bias, 0, jobs[i].w->rows);
         return;
     }
-    int max_n = 0, max_dsize = 1;
-    for (int i = 0; i < n_jobs; i++) {
-        max_n = jobs[i].n > max_n ? jobs[i].n : max_n;
-        max_dsize = (int)dtype_size(jobs[i].w->dtype) > max_dsize ? (int)dtype_size(jobs[i].w->dtype) : max_dsize;
-    }
-    const double target = piece_macs(total, threads, max_n, (size_t)max_dsize);
-    const int np = cut_pieces(jobs, n_jobs, target, ks->row_block, NULL);
+    const int np = cut_pieces(jobs, n_jobs, total, threads, ks->row_block, NULL);
     batch_piece *pieces = malloc((size_t)(np > 0 ? np : 1) * sizeof *pieces);
     if (!pieces) { /* out of memory: one job at a time, each split across the pool */
         for (int i = 0; i < n_jobs; i++)
             matmul_mt_using(ks, pool, jobs[i].y, jobs[i].x, jobs[i].n, jobs[i].w, jobs[i].bias);
         return;
     }
-    cut_pieces(jobs, n_jobs, target, ks->row_block, pieces);
+    cut_pieces(jobs, n_jobs, total, threads, ks->row_block, pieces);
     batch_run b = {ks, jobs, pieces};
     pool_run(pool, batch_task, &b, np);
     free(pieces);

@@ -62,6 +62,17 @@ void matmul_mt(modes_pool *pool, float *y, const float *x, int n, const wmat *w,
  * that start at multiples of kernels_default()->row_block keep whole tiles. */
 void matmul_rows(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
 
+/* A product of at most this many x rows (decode) is bound by streaming its weights. Split across
+ * threads, it goes fastest in pieces of about MATMUL_STREAM_PIECE_BYTES of weights, the same
+ * number per thread: every piece restarts the hardware prefetcher's stream (about 0.5 us on the
+ * machine of bench/results), and a region's last piece leaves the other threads waiting. */
+#define MATMUL_STREAM_MAX_N 4
+#define MATMUL_STREAM_PIECE_BYTES ((size_t)1 << 20)
+
+/* How many pieces to cut a streamed product (or several read in one region) of `bytes` of weights
+ * into on `threads` threads: a multiple of threads, each piece at most MATMUL_STREAM_PIECE_BYTES. */
+int matmul_stream_pieces(double bytes, int threads);
+
 /* One product of a batch: y = x W^T (+ bias), as matmul. */
 typedef struct {
     float *y;
