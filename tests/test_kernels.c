@@ -492,6 +492,37 @@ static void test_attention(const kernel_set *ks, const kernel_set *ref) {
                 }
 }
 
+/* Decode attention of the query heads that share a key/value head, in one call, against each head
+ * alone on the scalar path as a causal row at position T - 1; same tolerance as above. Groups
+ * beyond 16 take two passes; T = 1 is the first token, where the group outnumbers the keys. */
+static void test_attention_shared_kv(const kernel_set *ref) {
+    static const int groups[] = {1, 2, 7, 8, 16, 17};
+    static const int Ts[] = {1, 3, 129, 300};
+    static const int hds[] = {8, 33, 128};
+    int ok = 1;
+    for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++)
+        for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++)
+            for (size_t h = 0; h < sizeof hds / sizeof *hds; h++) {
+                const int G = groups[gi], T = Ts[ti], hd = hds[h], kvs = hd * 3 + 1;
+                float *q = malloc((size_t)G * hd * sizeof(float)), *k = malloc((size_t)T * kvs * sizeof(float));
+                float *v = malloc((size_t)T * kvs * sizeof(float)), *o = malloc((size_t)G * hd * sizeof(float));
+                float *want = malloc((size_t)G * hd * sizeof(float)), *scores = malloc((size_t)G * T * sizeof(float));
+                for (int i = 0; i < G * hd; i++) q[i] = uniform(-1, 1);
+                for (int i = 0; i < T * kvs; i++) k[i] = uniform(-1, 1), v[i] = uniform(-1, 1);
+                const float scale = 2.0f / sqrtf((float)hd);
+                for (int g = 0; g < G; g++)
+                    ref->attention_head(want + g * hd, hd, q + g * hd, hd, k, v, kvs, 1, T - 1, hd, scale, 1, scores);
+                attention_shared_kv(o, q, G, k, v, kvs, T, hd, scale, scores);
+                size_t at = 0;
+                const int same = close_enough(o, want, (size_t)G * hd, 1e-5, 2e-6, &at);
+                CHECKF(same, "attention_shared_kv group %d T %d hd %d: [%zu] = %.9g, want %.9g", G, T, hd, at,
+                       (double)o[at], (double)want[at]);
+                ok &= same;
+                free(q), free(k), free(v), free(o), free(want), free(scores);
+            }
+    CHECK(ok);
+}
+
 static void test_dispatch(void) {
     simd_path p;
     CHECK(kernels_for(SIMD_SCALAR) != NULL);
@@ -529,5 +560,6 @@ int main(void) {
         test_rope(ks, ref);
         test_attention(ks, ref);
     }
+    test_attention_shared_kv(ref);
     return check_done();
 }

@@ -237,6 +237,15 @@ static void attention_task(void *arg, int h, int n_heads) {
     (void)n_heads;
 }
 
+/* Decode: the query heads of one key/value head together, so the cache is read once per group. */
+static void attention_group_task(void *arg, int g, int n_kv_heads) {
+    const head_work *w = arg;
+    const size_t first = (size_t)g * w->group * w->hd, T = (size_t)w->n_past + 1;
+    attention_shared_kv(w->s->att + first, w->s->q + first, w->group, w->k0 + (size_t)g * w->hd, w->v0 + (size_t)g * w->hd,
+                        w->kd, (int)T, w->hd, w->scale, w->s->scores + (size_t)g * w->group * T);
+    (void)n_kv_heads;
+}
+
 /* Self-attention of n new tokens; their k and v (after norm and rope) join the cache first. */
 static void attention(modes_ctx *c, int l, const text_layer *L, scratch *s, int n, float *out) {
     const text_config *cf = &c->model->cfg.text;
@@ -263,7 +272,8 @@ static void attention(modes_ctx *c, int l, const text_layer *L, scratch *s, int 
     const float *k0 = c->k_cache + (size_t)l * c->n_ctx * kd, *v0 = c->v_cache + (size_t)l * c->n_ctx * kd;
     head_work hw = {.s = s, .k0 = k0, .v0 = v0, .n = n, .n_past = c->n_past, .hd = hd, .qd = qd, .kd = kd,
                     .group = nh / nkv, .scale = 1.0f / sqrtf((float)hd)};
-    pool_run(c->pool, attention_task, &hw, nh);
+    if (n == 1) pool_run(c->pool, attention_group_task, &hw, nkv);
+    else pool_run(c->pool, attention_task, &hw, nh);
     matmul_mt(c->pool, out, s->att, n, &L->o, NULL);
 }
 

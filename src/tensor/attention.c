@@ -37,3 +37,10 @@ void attention_head(float *out, int o_stride, const float *q, int q_stride, cons
                     int kv_stride, int n, int n_past, int hd, float scale, int causal, float *scores) {
     kernels_default()->attention_head(out, o_stride, q, q_stride, k, v, kv_stride, n, n_past, hd, scale, causal, scores);
 }
+
+void attention_shared_kv(float *out, const float *q, int group, const float *k, const float *v, int kv_stride, int T,
+                         int hd, float scale, float *scores) {
+    /* The heads as `group` rows that are not causal: each sees n_past + n keys, which is T when
+     * n_past is T - group (negative for the first tokens, which the non-causal kernels allow). */
+    kernels_default()->attention_head(out, hd, q, hd, k, v, kv_stride, group, T - group, hd, scale, 0, scores);
+}

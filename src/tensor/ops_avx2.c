@@ -234,9 +234,11 @@ void rope_apply_avx2(float *v, int hd, const float *cs) {
  * Two query rows at a time, keys in chunks of KC with a running (online) softmax: each key and value
  * vector loaded feeds both queries, the score chunk lives on the stack, and memory stays linear in
  * the sequence. Per query: m the running maximum, l the running sum of exp(s - m), o (the output
- * row itself) the running sum of exp(s - m) v; a larger maximum rescales l and o. */
+ * row itself) the running sum of exp(s - m) v; a larger maximum rescales l and o. Up to QG rows
+ * take each chunk in turn, pair by pair, while it is in L1: at decode the rows are the query heads
+ * that share one key/value head (8 in Qwen3-VL-30B-A3B), which then read the cache once, not 8 times. */
 
-enum { QB = 2, KC = 128 };
+enum { QB = 2, KC = 128, QG = 16 };
 
 /* s[q * KC + t - t0] = scale * q_q . k_t for q < NQ, t in [t0, t1); four keys at a time. */
 static inline __attribute__((always_inline)) void qk_chunk(int NQ, float *s, const float *const *q, const float *k,
@@ -351,41 +353,49 @@ static void softmax_chunk(float *s, int len, int seen, float *m, float *l, float
     *l += sum;
 }
 
-/* Queries i0 .. i0 + NQ - 1; query i sees keys [0, T(i)), T increasing by one per query if causal. */
-static inline __attribute__((always_inline)) void attend_block(int NQ, float *out, int o_stride, const float *q,
-                                                               int q_stride, const float *k, const float *v,
-                                                               size_t kvs, int i0, int n, int n_past, int hd,
-                                                               float scale, int causal) {
-    float s[QB * KC], m[QB], l[QB];
-    float *o[QB];
-    const float *qq[QB];
-    int T[QB];
+/* One chunk of keys [t0, t1) for NQ rows (o, q, T, m, l point at the first of them). */
+static inline __attribute__((always_inline)) void attend_chunk(int NQ, float *const *o, const float *const *q,
+                                                               const int *T, float *m, float *l, const float *k,
+                                                               const float *v, size_t kvs, int t0, int t1, int hd,
+                                                               float scale) {
+    float s[QB * KC];
+    qk_chunk(NQ, s, q, k, kvs, t0, t1, hd, scale);
     for (int i = 0; i < NQ; i++) {
+        const int seen = T[i] - t0 < t1 - t0 ? T[i] - t0 : t1 - t0;
+        softmax_chunk(s + i * KC, t1 - t0, seen, &m[i], &l[i], o[i], hd);
+    }
+    pv_chunk(NQ, o, s, v, kvs, t0, t1, hd);
+}
+
+/* Queries i0 .. i0 + nq - 1 (nq <= QG); query i sees keys [0, T(i)), T increasing by one per query
+ * if causal. Key chunks outermost, rows in pairs within each chunk. */
+static void attend_rows(int nq, float *out, int o_stride, const float *q, int q_stride, const float *k, const float *v,
+                        size_t kvs, int i0, int n, int n_past, int hd, float scale, int causal) {
+    float m[QG], l[QG];
+    float *o[QG];
+    const float *qq[QG];
+    int T[QG];
+    for (int i = 0; i < nq; i++) {
         o[i] = out + (size_t)(i0 + i) * o_stride;
         qq[i] = q + (size_t)(i0 + i) * q_stride;
         T[i] = causal ? n_past + i0 + i + 1 : n_past + n;
         m[i] = -INFINITY, l[i] = 0.0f;
         for (int d = 0; d < hd; d++) o[i][d] = 0.0f;
     }
-    for (int t0 = 0; t0 < T[NQ - 1]; t0 += KC) {
-        const int t1 = t0 + KC < T[NQ - 1] ? t0 + KC : T[NQ - 1];
-        qk_chunk(NQ, s, qq, k, kvs, t0, t1, hd, scale);
-        for (int i = 0; i < NQ; i++) {
-            const int seen = T[i] - t0 < t1 - t0 ? T[i] - t0 : t1 - t0;
-            softmax_chunk(s + i * KC, t1 - t0, seen, &m[i], &l[i], o[i], hd);
-        }
-        pv_chunk(NQ, o, s, v, kvs, t0, t1, hd);
+    for (int t0 = 0; t0 < T[nq - 1]; t0 += KC) {
+        const int t1 = t0 + KC < T[nq - 1] ? t0 + KC : T[nq - 1];
+        int i = 0;
+        for (; i + QB <= nq; i += QB) attend_chunk(QB, o + i, qq + i, T + i, m + i, l + i, k, v, kvs, t0, t1, hd, scale);
+        for (; i < nq; i++) attend_chunk(1, o + i, qq + i, T + i, m + i, l + i, k, v, kvs, t0, t1, hd, scale);
     }
-    for (int i = 0; i < NQ; i++) scale_by(o[i], hd, 1.0f / l[i]);
+    for (int i = 0; i < nq; i++) scale_by(o[i], hd, 1.0f / l[i]);
 }
 
 /* The chunked softmax needs no scratch: `scores` is left untouched. */
 void attention_head_avx2(float *out, int o_stride, const float *q, int q_stride, const float *k, const float *v,
                          int kv_stride, int n, int n_past, int hd, float scale, int causal, float *scores) {
-    int i = 0;
-    for (; i + QB <= n; i += QB)
-        attend_block(QB, out, o_stride, q, q_stride, k, v, (size_t)kv_stride, i, n, n_past, hd, scale, causal);
-    for (; i < n; i++)
-        attend_block(1, out, o_stride, q, q_stride, k, v, (size_t)kv_stride, i, n, n_past, hd, scale, causal);
+    for (int i = 0; i < n; i += QG)
+        attend_rows(n - i < QG ? n - i : QG, out, o_stride, q, q_stride, k, v, (size_t)kv_stride, i, n, n_past, hd,
+                    scale, causal);
 }
 #endif

@@ -109,6 +109,13 @@ void rope_apply(float *v, int hd, const float *cs);
 void attention_head(float *out, int o_stride, const float *q, int q_stride, const float *k, const float *v,
                     int kv_stride, int n, int n_past, int hd, float scale, int causal, float *scores);
 
+/* One new token's attention for `group` query heads that share a key/value head (GQA, decode): q
+ * and out hold the heads one after another (stride hd), and every head sees the same T keys at
+ * k + t * kv_stride. The SIMD paths read the keys and values once for up to 16 heads, not once per
+ * head. scores is scratch of T floats. */
+void attention_shared_kv(float *out, const float *q, int group, const float *k, const float *v, int kv_stride, int T,
+                         int hd, float scale, float *scores);
+
 /* ---- Instruction-set paths ------------------------------------------------------------------
  * Every kernel has a scalar reference and SIMD versions chosen at run time. The default path is the
  * best the CPU has among scalar, avx2 (AVX2+FMA+F16C) and avx512 (F/BW/VL/DQ); all of them keep the
