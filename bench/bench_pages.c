@@ -17,6 +17,7 @@
 
 #include "core/mem.h"
 #include "core/pool.h"
+#include "eval/bench.h"
 #include "io/file.h"
 #include "tensor/tensor.h"
 
@@ -52,16 +53,6 @@ static double decode_pass(modes_pool *pool, const char *region, size_t bytes, co
         matmul_mt(pool, y, x, 1, &w, NULL);
     }
     return (double)(n * mat) / (now_s() - t) / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 typedef struct {
@@ -124,10 +115,10 @@ int main(int argc, char **argv) {
             }
         for (int t = 0; t < TESTS; t++) {
             for (int q = 0; q < rounds; q++) r[q] = v[(q * KINDS + 1) * TESTS + t] / v[(q * KINDS + 0) * TESTS + t];
-            rows[p].ratio[t] = median(r, rounds);
+            rows[p].ratio[t] = bench_median(r, rounds);
             for (int k = 0; k < KINDS; k++) {
                 for (int q = 0; q < rounds; q++) r[q] = v[(q * KINDS + k) * TESTS + t];
-                rows[p].gbs[k][t] = median(r, rounds);
+                rows[p].gbs[k][t] = bench_median(r, rounds);
             }
         }
     }

@@ -40,7 +40,7 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
+double bench_median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
@@ -97,7 +97,7 @@ static int one_rep(modes_ctx *c, const prepared_input *in, int gen, float *logit
         }
     }
     r->decode_s = steps ? total / steps : 0;
-    r->paired_fraction = ratio && steps ? median(ratio, steps) : 0;
+    r->paired_fraction = ratio && steps ? bench_median(ratio, steps) : 0;
     free(ratio);
     r->dec = *modes_ctx_stats(c);
     r->dec.layer = NULL;
@@ -172,12 +172,12 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
     modes_ctx_set_policy(c, NULL);
     for (int k = 0; !rc && k < n; k++) {
         memset(&r[k], 0, sizeof r[k]);
-        r[k].prefill_s = median(pre + (size_t)k * reps, reps);
-        r[k].decode_s = median(dec + (size_t)k * reps, reps);
+        r[k].prefill_s = bench_median(pre + (size_t)k * reps, reps);
+        r[k].decode_s = bench_median(dec + (size_t)k * reps, reps);
         summarise(m, in, o, &last[k], &r[k]);
-        r[k].read_gbs = probe ? median(bw + (size_t)k * reps, reps) : 0;
-        r[k].read_gbs_sustained = probe ? median(bws + (size_t)k * reps, reps) : 0;
-        r[k].paired_fraction = probe ? median(bwp + (size_t)k * reps, reps) : 0;
+        r[k].read_gbs = probe ? bench_median(bw + (size_t)k * reps, reps) : 0;
+        r[k].read_gbs_sustained = probe ? bench_median(bws + (size_t)k * reps, reps) : 0;
+        r[k].paired_fraction = probe ? bench_median(bwp + (size_t)k * reps, reps) : 0;
     }
     free(probe);
     free(bw);

@@ -24,6 +24,9 @@ typedef struct {
     double paired_fraction;          /* median of decode-step GB/s over a probe of the same bytes right after each step */
 } bench_result;
 
+/* The median of v[0..n) (n >= 1); sorts v in place. */
+double bench_median(double *v, int n);
+
 /* Runs the prepared prompt under each policy (NULL: none): a warm-up of every policy, then the
  * repetitions interleaved across policies so that drift of the machine affects all alike. The
  * context must hold the prompt plus gen_tokens. */
