@@ -251,11 +251,6 @@ typedef struct {
     const float *bias;
 } mt_job;
 
-static void mt_range(void *vp, size_t begin, size_t end) {
-    const mt_job *j = vp;
-    j->ks->matmul_rows(j->y, j->x, j->n, j->w, j->bias, (int)begin, (int)end);
-}
-
 /* Below this many multiply-adds, waking the pool costs more than it saves. */
 #define MT_MIN_MACS (64 * 1024)
 
@@ -298,12 +293,8 @@ void matmul_mt_using(const kernel_set *ks, modes_pool *pool, float *y, const flo
         return;
     }
     mt_job j = {ks, y, x, n, w, bias};
-    if (n > MATMUL_STREAM_MAX_N) {
-        pool_for(pool, (size_t)w->rows, (size_t)ks->row_block, mt_range, &j);
-        return;
-    }
     const int blocks = (w->rows + ks->row_block - 1) / ks->row_block;
-    const int pieces = matmul_stream_pieces((double)w->rows * w->cols * dtype_size(w->dtype), threads);
+    const int pieces = piece_count(macs, (double)w->rows * w->cols * dtype_size(w->dtype), n, macs, threads);
     pool_run(pool, mt_task, &j, pieces < blocks ? pieces : blocks);
 }
 
