@@ -246,6 +246,14 @@ static int write_plot(const char *path, const bench_run *runs, int n, modes_erro
     return plot_svg(path, &ax, s, 4, err);
 }
 
+/* Raises *fma and *bf16 to this moment's peak f32 FMA and bf16 dot rates where higher. */
+static void probe_peaks(modes_pool *pool, double *fma, double *bf16) {
+    const double f = probe_peak_gflops(kernels_for(SIMD_AVX512) ? SIMD_AVX512 : SIMD_AVX2, pool);
+    const double b = kernels_for(SIMD_AVX512BF16) ? probe_peak_gflops(SIMD_AVX512BF16, pool) : 0;
+    *fma = f > *fma ? f : *fma;
+    *bf16 = b > *bf16 ? b : *bf16;
+}
+
 int cmd_bench(int argc, char **argv) {
     bench_opts o;
     const int pr = parse(argc, argv, &o);
@@ -284,10 +292,8 @@ int cmd_bench(int argc, char **argv) {
     /* The peak rates are probed before and after the runs and the higher kept: a probe taken while
      * the host lends one of the VM's cores elsewhere reads half the machine (seen once: 118 of 236
      * GFLOP/s after an 18-minute run). */
-    const simd_path fma_path = kernels_for(SIMD_AVX512) ? SIMD_AVX512 : SIMD_AVX2;
-    const int has_bf16 = kernels_for(SIMD_AVX512BF16) != NULL;
-    double peak = rc ? 0 : probe_peak_gflops(fma_path, ctx->pool);
-    double peak_bf16 = !rc && has_bf16 ? probe_peak_gflops(SIMD_AVX512BF16, ctx->pool) : 0;
+    double peak = 0, peak_bf16 = 0;
+    if (!rc) probe_peaks(ctx->pool, &peak, &peak_bf16);
     if (!rc) {
         const modes_policy *pols[MAX_RUNS + 1];
         bench_result res[MAX_RUNS + 1];
@@ -298,9 +304,7 @@ int cmd_bench(int argc, char **argv) {
     double bw = 0;
     if (!rc) {
         bw = probe_read_bandwidth(ctx->pool, (size_t)1 << 30);
-        const double end = probe_peak_gflops(fma_path, ctx->pool), end_bf16 = has_bf16 ? probe_peak_gflops(SIMD_AVX512BF16, ctx->pool) : 0;
-        peak = end > peak ? end : peak;
-        peak_bf16 = end_bf16 > peak_bf16 ? end_bf16 : peak_bf16;
+        probe_peaks(ctx->pool, &peak, &peak_bf16);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         strbuf sb = {0};
