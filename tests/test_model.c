@@ -3,7 +3,8 @@
  *   message naming the file and the tensor or key;
  * - a random model with other sizes, v5 key names, a dense layer and per-expert tensors runs;
  * - the released and the v5 expert layouts of the same weights give the same logits;
- * - prefill + cached decode steps equal one teacher-forced pass over the same ids. */
+ * - prefill + cached decode steps equal one teacher-forced pass over the same ids, also when two
+ *   sequences take turns in one context. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "check.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "models/model.h"
 #include "tensor/tensor.h"
 
 static char tmp_root[] = "/tmp/modes-model-XXXXXX";
@@ -280,6 +282,55 @@ static double max_diff(const float *a, const float *b, size_t n) {
     return d;
 }
 
+static uint64_t prefill_tokens(const modes_ctx *c) {
+    const modes_stats *st = modes_ctx_stats(c);
+    return st->phase[0][0].tokens + st->phase[0][1].tokens + st->phase[0][2].tokens;
+}
+
+/* Two sequences advanced in turn in one context (ctx_sequence_swap, as the bench does) each give the
+ * logits of a pass of their own: A is PROMPT, B is PROMPT from its second id, at other positions. */
+static void check_interleaved_sequences(const modes_model *m, const float *full_a) {
+    const int V = modes_model_vocab(m), nb = NP - 1, pre_a = 5, pre_b = 3;
+    modes_ctx *c;
+    modes_error err;
+    CHECK(modes_ctx_new(m, NULL, &c, &err) == 0);
+    float *full_b = malloc(sizeof(float) * nb * V), *step = malloc(sizeof(float) * V);
+    CHECK(modes_eval(c, PROMPT + 1, nb, full_b, nb, &err) == 0);
+    modes_ctx_reset(c);
+    modes_ctx_reset_stats(c);
+    ctx_sequence b;
+    CHECK(ctx_sequence_new(c, &b, &err) == 0);
+    CHECK(modes_eval(c, PROMPT, pre_a, step, 1, &err) == 0);
+    ctx_sequence_swap(c, &b);
+    CHECK(modes_ctx_n_past(c) == 0 && prefill_tokens(c) == 0);
+    CHECK(modes_eval(c, PROMPT + 1, pre_b, step, 1, &err) == 0);
+    const uint64_t tokens_b = prefill_tokens(c);
+    ctx_sequence_swap(c, &b);
+    CHECK(modes_ctx_n_past(c) == pre_a && prefill_tokens(c) * pre_b == tokens_b * pre_a);
+    double worst = 0;
+    for (int i = pre_a, j = pre_b; i < NP || j < nb; i++, j++) {
+        if (i < NP) {
+            CHECK(modes_eval(c, PROMPT + i, 1, step, 1, &err) == 0);
+            worst = fmax(worst, max_diff(step, full_a + (size_t)i * V, (size_t)V));
+        }
+        ctx_sequence_swap(c, &b);
+        if (j < nb) {
+            CHECK(modes_eval(c, PROMPT + 1 + j, 1, step, 1, &err) == 0);
+            worst = fmax(worst, max_diff(step, full_b + (size_t)j * V, (size_t)V));
+        }
+        ctx_sequence_swap(c, &b);
+    }
+    CHECKF(worst < 1e-5, "interleaved sequences differ from their own passes by %g", worst);
+    CHECK(modes_ctx_n_past(c) == NP);
+    ctx_sequence_swap(c, &b);
+    CHECK(modes_ctx_n_past(c) == nb);
+    ctx_sequence_swap(c, &b);
+    ctx_sequence_free(&b);
+    modes_ctx_free(c);
+    free(full_b);
+    free(step);
+}
+
 static void test_other_model(void) {
     modes_model *m[3] = {0};
     float *full[3] = {0};
@@ -320,6 +371,7 @@ static void test_other_model(void) {
     }
     CHECKF(worst < 1e-5, "cached decode differs from the full pass by %g", worst);
     CHECK(modes_ctx_n_past(c) == NP);
+    check_interleaved_sequences(m[0], full[0]);
     /* The context refuses what does not fit, and ids outside the vocabulary. */
     const int32_t bad = 300;
     CHECK(modes_eval(c, &bad, 1, step, 1, &err) == MODES_E_INPUT && strstr(err.msg, "vocabulary"));

@@ -51,12 +51,6 @@ static double attention_flops(const text_config *c, double past, double n) {
     return 2.0 * 2.0 * pairs * c->head_dim * c->n_heads * c->n_layers;
 }
 
-typedef struct {
-    double prefill_s, decode_s;
-    double paired_fraction; /* median over the decode steps of step GB/s over the probe right after it */
-    modes_stats pre, dec;
-} rep_result;
-
 /* The paired yardstick: after each decode step, a read of as many bytes as that step moved. */
 typedef struct {
     modes_pool *pool;
@@ -65,42 +59,102 @@ typedef struct {
     double fixed_bytes, kv_row_bytes; /* weights every step reads; KV cache bytes per cached token */
 } step_probe;
 
-static int one_rep(modes_ctx *c, const prepared_input *in, int gen, float *logits, const step_probe *sp, rep_result *r,
-                   modes_error *err) {
-    const int V = c->model->cfg.text.vocab;
+/* One policy's sequence and what the current repetition measured of it. */
+typedef struct {
+    ctx_sequence seq; /* lane 0 uses the context's own */
+    int32_t next;     /* the token its next decode step takes */
+    double prefill_s, decode_total_s;
+    int steps;
+    double *paired;   /* [gen]: step GB/s over the probe right after it */
+    modes_stats pre, dec;
+} lane;
+
+static void lane_swap(modes_ctx *c, lane *l, int k) {
+    if (k) ctx_sequence_swap(c, &l->seq);
+}
+
+static void lanes_free(lane *l, int n) {
+    for (int k = 0; l && k < n; k++) {
+        ctx_sequence_free(&l[k].seq);
+        free(l[k].paired);
+    }
+    free(l);
+}
+
+static lane *lanes_new(modes_ctx *c, int n, int gen, modes_error *err) {
+    lane *l = calloc((size_t)n, sizeof *l);
+    int rc = l ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (int k = 0; !rc && k < n; k++) {
+        if (k) rc = ctx_sequence_new(c, &l[k].seq, err);
+        if (!rc && !(l[k].paired = malloc((size_t)(gen > 0 ? gen : 1) * sizeof *l[k].paired)))
+            rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    }
+    if (rc) lanes_free(l, n);
+    return rc ? NULL : l;
+}
+
+/* Policy k's prefill from an empty cache; leaves the token its decode starts from. */
+static int lane_prefill(modes_ctx *c, const prepared_input *in, lane *l, int k, float *logits, modes_error *err) {
+    lane_swap(c, l, k);
     modes_ctx_reset(c);
     modes_ctx_reset_stats(c);
-    double t0 = now_s();
-    int rc = model_run_prepared(c, in, 0, NULL, NULL, logits, 1, err);
-    r->prefill_s = now_s() - t0;
-    r->pre = *modes_ctx_stats(c);
-    r->pre.layer = NULL;
+    const double t0 = now_s();
+    const int rc = model_run_prepared(c, in, 0, NULL, NULL, logits, 1, err);
+    l->prefill_s = now_s() - t0;
+    l->pre = *modes_ctx_stats(c);
+    l->pre.layer = NULL;
     modes_ctx_reset_stats(c);
-    double *ratio = sp && gen > 0 ? malloc((size_t)gen * sizeof *ratio) : NULL;
-    if (sp && gen > 0 && !ratio && !rc) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    double total = 0;
-    int steps = 0;
-    for (int t = 0; !rc && t < gen; t++, steps++) {
-        const int32_t next = modes_sample(logits, V, NULL, NULL);
-        const uint64_t expert_before = modes_ctx_stats(c)->expert_bytes;
-        t0 = now_s();
-        rc = modes_eval(c, &next, 1, logits, 1, err);
-        const double dt = now_s() - t0;
-        total += dt;
-        if (ratio) {
-            /* probed right after the step on the same number of bytes, so that what the neighbours
-             * take from the memory over seconds and minutes weighs on both sides alike */
-            const double bytes = sp->fixed_bytes + (double)(modes_ctx_stats(c)->expert_bytes - expert_before) +
-                                 sp->kv_row_bytes * (in->n + t + 1);
-            const double gbs = probe_read_bandwidth_sustained(sp->pool, sp->mem, sp->bytes, bytes);
-            ratio[t] = gbs > 0 && dt > 0 ? bytes / dt / 1e9 / gbs : 0;
-        }
+    l->next = modes_sample(logits, c->model->cfg.text.vocab, NULL, NULL);
+    l->decode_total_s = 0;
+    l->steps = 0;
+    lane_swap(c, l, k);
+    return rc;
+}
+
+/* Policy k's next decode step, then (sp set) a probe of as many bytes as the step read. */
+static int lane_step(modes_ctx *c, const prepared_input *in, lane *l, int k, float *logits, const step_probe *sp,
+                     modes_error *err) {
+    lane_swap(c, l, k);
+    const uint64_t expert_before = modes_ctx_stats(c)->expert_bytes;
+    const double t0 = now_s();
+    const int rc = modes_eval(c, &l->next, 1, logits, 1, err);
+    const double dt = now_s() - t0;
+    const double expert_bytes = (double)(modes_ctx_stats(c)->expert_bytes - expert_before);
+    l->dec = *modes_ctx_stats(c);
+    l->dec.layer = NULL;
+    lane_swap(c, l, k);
+    if (rc) return rc;
+    l->next = modes_sample(logits, c->model->cfg.text.vocab, NULL, NULL);
+    if (sp) {
+        /* probed right after the step on the same number of bytes, so that what the neighbours take
+         * from the memory over seconds and minutes weighs on both sides alike */
+        const double bytes = sp->fixed_bytes + expert_bytes + sp->kv_row_bytes * (in->n + l->steps + 1);
+        const double gbs = probe_read_bandwidth_sustained(sp->pool, sp->mem, sp->bytes, bytes);
+        l->paired[l->steps] = gbs > 0 && dt > 0 ? bytes / dt / 1e9 / gbs : 0;
     }
-    r->decode_s = steps ? total / steps : 0;
-    r->paired_fraction = ratio && steps ? bench_median(ratio, steps) : 0;
-    free(ratio);
-    r->dec = *modes_ctx_stats(c);
-    r->dec.layer = NULL;
+    l->decode_total_s += dt;
+    l->steps++;
+    return 0;
+}
+
+/* One repetition: every policy's prefill in turn, then their decodes step by step, each step taken
+ * by the policies in an order that rotates. The memory of this machine switches between a slow and
+ * a fast regime within seconds; a policy's whole decode in one of them and the next policy's in
+ * the other moved a decode speed-up by a fifth from one run to the next. Step by step, all decode
+ * in the same regimes. */
+static int one_rep(modes_ctx *c, const prepared_input *in, const modes_policy *const *p, int n, lane *l, int gen,
+                   float *logits, const step_probe *sp, modes_error *err) {
+    int rc = 0;
+    for (int k = 0; !rc && k < n; k++) {
+        modes_ctx_set_policy(c, p[k]);
+        rc = lane_prefill(c, in, &l[k], k, logits, err);
+    }
+    for (int t = 0; !rc && t < gen; t++)
+        for (int j = 0; !rc && j < n; j++) {
+            const int k = (t + j) % n;
+            modes_ctx_set_policy(c, p[k]);
+            rc = lane_step(c, in, &l[k], k, logits, sp, err);
+        }
     return rc;
 }
 
@@ -109,7 +163,7 @@ static double step_weight_bytes(double fixed_bytes, const modes_stats *dec, int 
     return fixed_bytes + (double)dec->expert_bytes / (gen_tokens > 0 ? gen_tokens : 1);
 }
 
-static void summarise(const modes_model *m, const prepared_input *in, const bench_options *o, const rep_result *rr,
+static void summarise(const modes_model *m, const prepared_input *in, const bench_options *o, const lane *rr,
                       bench_result *r) {
     const text_config *tc = &m->cfg.text;
     modes_skip_count all[6];
@@ -133,52 +187,48 @@ static void summarise(const modes_model *m, const prepared_input *in, const benc
 int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *const *p, int n, const bench_options *o,
                    bench_result *r, modes_error *err) {
     const modes_model *m = c->model;
-    const int reps = o->reps > 0 ? o->reps : 1;
+    const int reps = o->reps > 0 ? o->reps : 1, gen = o->gen_tokens > 0 ? o->gen_tokens : 0;
     float *logits = malloc((size_t)m->cfg.text.vocab * sizeof *logits);
     double *pre = malloc((size_t)reps * n * sizeof *pre), *dec = malloc((size_t)reps * n * sizeof *dec);
     double *bw = calloc((size_t)reps * n, sizeof *bw), *bws = calloc((size_t)reps * n, sizeof *bws);
     double *bwp = calloc((size_t)reps * n, sizeof *bwp);
-    rep_result *last = calloc((size_t)n, sizeof *last);
     /* The bandwidth other tenants leave to this machine moves by 2x from minute to minute, so each
-     * run's decode is judged against a probe taken right after it rather than one at the start. */
+     * decode step is judged against a probe taken right after it rather than one at the start. */
     const size_t pb = o->probe_bytes / 64 * 64;
     void *probe = pb ? aligned_alloc(64, pb) : NULL;
     if (probe) memset(probe, 1, pb);
     double fixed_bytes, fixed_params;
     fixed_costs(m, &fixed_bytes, &fixed_params);
     const step_probe sp = {c->pool, probe, pb, fixed_bytes, kv_bytes_per_cached_token(&m->cfg.text)};
-    int rc = logits && pre && dec && bw && bws && bwp && last && (!pb || probe) ? 0
-                                                                                : modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    for (int rep = -1; !rc && rep < reps; rep++) /* rep -1: the warm-up (caches, page faults, clocks) */
-        for (int k = 0; !rc && k < n; k++) {
-            modes_ctx_set_policy(c, p[k]);
-            rep_result rr;
-            rc = one_rep(c, in, rep < 0 ? (o->gen_tokens < 4 ? o->gen_tokens : 4) : o->gen_tokens, logits,
-                         rep >= 0 && probe ? &sp : NULL, &rr, err);
-            if (rep >= 0) {
-                pre[(size_t)k * reps + rep] = rr.prefill_s;
-                dec[(size_t)k * reps + rep] = rr.decode_s;
-                if (probe) {
-                    /* two yardsticks: the best short slice (the memory's peak) and a pass as long as a
-                     * decode step of this run (what the machine sustained around it) */
-                    bw[(size_t)k * reps + rep] = probe_read_bandwidth_in(c->pool, probe, pb, 1);
-                    bws[(size_t)k * reps + rep] = probe_read_bandwidth_sustained(
-                        c->pool, probe, pb, step_weight_bytes(fixed_bytes, &rr.dec, o->gen_tokens));
-                    bwp[(size_t)k * reps + rep] = rr.paired_fraction;
-                }
-                last[k] = rr;
+    int rc = logits && pre && dec && bw && bws && bwp && (!pb || probe) ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    lane *l = rc ? NULL : lanes_new(c, n, gen, err);
+    if (!rc && !l) rc = MODES_E_INTERNAL;
+    for (int rep = -1; !rc && rep < reps; rep++) { /* rep -1: the warm-up (caches, page faults, clocks) */
+        rc = one_rep(c, in, p, n, l, rep < 0 ? (gen < 4 ? gen : 4) : gen, logits, rep >= 0 && probe ? &sp : NULL, err);
+        for (int k = 0; !rc && rep >= 0 && k < n; k++) {
+            const size_t at = (size_t)k * reps + rep;
+            pre[at] = l[k].prefill_s;
+            dec[at] = l[k].steps ? l[k].decode_total_s / l[k].steps : 0;
+            if (probe) {
+                /* two yardsticks: the best short slice (the memory's peak) and a pass as long as one
+                 * of this policy's decode steps (what the machine sustained around it) */
+                bw[at] = probe_read_bandwidth_in(c->pool, probe, pb, 1);
+                bws[at] = probe_read_bandwidth_sustained(c->pool, probe, pb, step_weight_bytes(fixed_bytes, &l[k].dec, gen));
+                bwp[at] = l[k].steps ? bench_median(l[k].paired, l[k].steps) : 0;
             }
         }
+    }
     modes_ctx_set_policy(c, NULL);
     for (int k = 0; !rc && k < n; k++) {
         memset(&r[k], 0, sizeof r[k]);
         r[k].prefill_s = bench_median(pre + (size_t)k * reps, reps);
         r[k].decode_s = bench_median(dec + (size_t)k * reps, reps);
-        summarise(m, in, o, &last[k], &r[k]);
+        summarise(m, in, o, &l[k], &r[k]);
         r[k].read_gbs = probe ? bench_median(bw + (size_t)k * reps, reps) : 0;
         r[k].read_gbs_sustained = probe ? bench_median(bws + (size_t)k * reps, reps) : 0;
         r[k].paired_fraction = probe ? bench_median(bwp + (size_t)k * reps, reps) : 0;
     }
+    lanes_free(l, n);
     free(probe);
     free(bw);
     free(bws);
@@ -186,7 +236,6 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
     free(logits);
     free(pre);
     free(dec);
-    free(last);
     return rc;
 }
 

@@ -28,8 +28,9 @@ typedef struct {
 double bench_median(double *v, int n);
 
 /* Runs the prepared prompt under each policy (NULL: none): a warm-up of every policy, then the
- * repetitions interleaved across policies so that drift of the machine affects all alike. The
- * context must hold the prompt plus gen_tokens. */
+ * repetitions. In each, every policy prefills in turn, then all decode step by step, each in its
+ * own KV cache (one more cache per policy beyond the first), so that drift of the machine affects
+ * all alike. The context must hold the prompt plus gen_tokens. */
 int bench_policies(modes_ctx *c, const prepared_input *prompt, const modes_policy *const *p, int n,
                    const bench_options *o, bench_result *r, modes_error *err);
 

@@ -104,25 +104,61 @@ int modes_model_token_class(const modes_model *m, int32_t id) {
     return id >= 0 && id < m->cfg.text.vocab ? m->token_class[id] : MODES_TOKEN_TEXT;
 }
 
-int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **out, modes_error *err) {
-    *out = NULL;
+/* A cache of n_ctx tokens and fresh counts for m. */
+static int sequence_alloc(const modes_model *m, int n_ctx, ctx_sequence *s, modes_error *err) {
     const text_config *c = &m->cfg.text;
-    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : 4096;
-    if (n_ctx > c->max_position) n_ctx = c->max_position;
-    modes_ctx *x = calloc(1, sizeof *x);
-    if (!x) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    memset(s, 0, sizeof *s);
     const size_t per = (size_t)c->n_layers * n_ctx * c->n_kv_heads * c->head_dim;
-    x->k_cache = malloc(per * sizeof(float));
-    x->v_cache = malloc(per * sizeof(float));
-    if (!x->k_cache || !x->v_cache) {
-        modes_ctx_free(x);
+    s->k_cache = malloc(per * sizeof(float));
+    s->v_cache = malloc(per * sizeof(float));
+    if (!s->k_cache || !s->v_cache) {
+        ctx_sequence_free(s);
         return modes_fail(err, MODES_E_INTERNAL, "out of memory for a KV cache of %d tokens (%.1f MiB)", n_ctx,
                           2.0 * per * sizeof(float) / 1048576.0);
     }
-    if (skip_stats_init(&x->stats, m->n_moe_layers)) {
-        modes_ctx_free(x);
+    if (skip_stats_init(&s->stats, m->n_moe_layers)) {
+        ctx_sequence_free(s);
         return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     }
+    return 0;
+}
+
+int ctx_sequence_new(const modes_ctx *c, ctx_sequence *s, modes_error *err) {
+    return sequence_alloc(c->model, c->n_ctx, s, err);
+}
+
+void ctx_sequence_free(ctx_sequence *s) {
+    free(s->k_cache);
+    free(s->v_cache);
+    skip_stats_free(&s->stats);
+    memset(s, 0, sizeof *s);
+}
+
+void ctx_sequence_swap(modes_ctx *c, ctx_sequence *s) {
+    const ctx_sequence mine = {c->k_cache, c->v_cache, c->n_past, c->rope_delta, c->stats};
+    c->k_cache = s->k_cache;
+    c->v_cache = s->v_cache;
+    c->n_past = s->n_past;
+    c->rope_delta = s->rope_delta;
+    c->stats = s->stats;
+    *s = mine;
+}
+
+int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **out, modes_error *err) {
+    *out = NULL;
+    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : 4096;
+    if (n_ctx > m->cfg.text.max_position) n_ctx = m->cfg.text.max_position;
+    modes_ctx *x = calloc(1, sizeof *x);
+    if (!x) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    ctx_sequence s;
+    const int rc = sequence_alloc(m, n_ctx, &s, err);
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    x->k_cache = s.k_cache;
+    x->v_cache = s.v_cache;
+    x->stats = s.stats;
     x->model = m;
     x->n_ctx = n_ctx;
     if (!(x->pool = pool_new(p ? p->threads : 0))) {

@@ -51,6 +51,20 @@ struct modes_ctx {
     modes_stats stats;
 };
 
+/* What one sequence leaves in a context: its KV cache, position and counts. A context can advance
+ * several sequences in turn by swapping them in and out (ctx_sequence_swap), without the copy of a
+ * cache or a second pool of threads: the bench decodes every policy one step at a time. */
+typedef struct {
+    float *k_cache, *v_cache;
+    int n_past, rope_delta;
+    modes_stats stats;
+} ctx_sequence;
+/* An empty sequence sized for c (its n_ctx); free with ctx_sequence_free (which accepts zeroes). */
+int ctx_sequence_new(const modes_ctx *c, ctx_sequence *s, modes_error *err);
+/* Exchanges the context's sequence with *s: call again with the same s to swap back. */
+void ctx_sequence_swap(modes_ctx *c, ctx_sequence *s);
+void ctx_sequence_free(ctx_sequence *s);
+
 /* One step of the text decoder. Rows whose id is the image token take the vision features in order;
  * deepstack[j] is added to those rows after layer j (spec 5, 7.3). */
 typedef struct {
