@@ -15,7 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/json.h"
 #include "core/pool.h"
+#include "io/file.h"
 #include "tensor/tensor.h"
 
 static double now_s(void) {
@@ -105,29 +107,33 @@ static void print_table(const bench *b) {
     }
 }
 
+/* Through a temporary file: an interrupted run leaves the previous results whole. */
 static int write_json(const bench *b, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return 1;
-    fprintf(f, "{\n  \"threads\": %d,\n  \"read_bandwidth_gb_per_s\": {\"1\": %.4g, \"%d\": %.4g},\n", b->threads,
-            b->bw[0], b->threads, b->bw[1]);
-    fprintf(f, "  \"peak_gflop_per_s\": {");
+    strbuf sb = {0};
+    sb_printf(&sb, "{\n  \"threads\": %d,\n  \"read_bandwidth_gb_per_s\": {\"1\": %.4g, \"%d\": %.4g},\n", b->threads,
+              b->bw[0], b->threads, b->bw[1]);
+    sb_puts(&sb, "  \"peak_gflop_per_s\": {");
     for (int p = SIMD_AVX2; p < SIMD_N_PATHS; p++)
-        fprintf(f, "%s\"%s\": {\"1\": %.4g, \"%d\": %.4g}", p == SIMD_AVX2 ? "" : ", ", simd_path_name((simd_path)p),
-                b->peak[0][p], b->threads, b->peak[1][p]);
-    fprintf(f, "},\n  \"default_path\": \"%s\",\n  \"results\": [", kernels_default()->name);
+        sb_printf(&sb, "%s\"%s\": {\"1\": %.4g, \"%d\": %.4g}", p == SIMD_AVX2 ? "" : ", ",
+                  simd_path_name((simd_path)p), b->peak[0][p], b->threads, b->peak[1][p]);
+    sb_printf(&sb, "},\n  \"default_path\": \"%s\",\n  \"results\": [", kernels_default()->name);
     for (int i = 0; i < b->n_rows; i++) {
         const result *r = &b->rows[i];
         double fbw, fpk;
         row_fractions(b, r, &fbw, &fpk);
-        fprintf(f,
-                "%s\n    {\"kernel\": \"%s\", \"shape\": \"%s\", \"n\": %d, \"dtype\": \"%s\", \"path\": \"%s\", "
-                "\"threads\": %d, \"seconds\": %.9g, \"gb_per_s\": %.6g, \"gflop_per_s\": %.6g, "
-                "\"fraction_of_bandwidth\": %.4f, \"fraction_of_peak\": %.4f, \"bound\": \"%s\"}",
-                i ? "," : "", r->kernel, r->shape, r->n, r->dtype, r->path, r->threads, r->secs,
-                r->bytes / r->secs / 1e9, r->flops / r->secs / 1e9, fbw, fpk, row_bound(r, fbw, fpk));
+        sb_printf(&sb,
+                  "%s\n    {\"kernel\": \"%s\", \"shape\": \"%s\", \"n\": %d, \"dtype\": \"%s\", \"path\": \"%s\", "
+                  "\"threads\": %d, \"seconds\": %.9g, \"gb_per_s\": %.6g, \"gflop_per_s\": %.6g, "
+                  "\"fraction_of_bandwidth\": %.4f, \"fraction_of_peak\": %.4f, \"bound\": \"%s\"}",
+                  i ? "," : "", r->kernel, r->shape, r->n, r->dtype, r->path, r->threads, r->secs,
+                  r->bytes / r->secs / 1e9, r->flops / r->secs / 1e9, fbw, fpk, row_bound(r, fbw, fpk));
     }
-    fprintf(f, "\n  ]\n}\n");
-    return fclose(f) != 0;
+    sb_puts(&sb, "\n  ]\n}\n");
+    modes_error err = {0};
+    const int rc = sb.failed ? 1 : write_file_atomic(path, sb.data, sb.len, &err);
+    if (rc) fprintf(stderr, "bench_kernels: %s\n", err.msg[0] ? err.msg : "out of memory");
+    sb_free(&sb);
+    return rc;
 }
 
 /* Measures the limits and keeps the best seen so far: probing before and after the kernels gives a
@@ -377,11 +383,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "\n");
     print_limits(&b);
     print_table(&b);
-    if (out && write_json(&b, out)) {
-        fprintf(stderr, "bench_kernels: %s: cannot write\n", out);
-        return 1;
-    }
+    const int rc = out ? write_json(&b, out) : 0;
     free(b.rows);
     pool_free(all);
-    return 0;
+    return rc;
 }
