@@ -9,7 +9,7 @@
 
 typedef struct {
     int gen_tokens, reps;
-    size_t probe_bytes; /* > 0: probe the read bandwidth after every measured run with this buffer */
+    size_t probe_bytes; /* > 0: probe the read bandwidth after every decode step and repetition with this buffer */
 } bench_options;
 
 typedef struct {
@@ -19,7 +19,7 @@ typedef struct {
     double decode_kv_bytes;          /* KV cache read per decoded token (mean over the steps) */
     double prefill_flops;            /* multiply-adds x 2 of one prefill */
     double prefill_weight_bytes;     /* weights read by one prefill (each used matrix once) */
-    double read_gbs;                 /* median read bandwidth probed right after this policy's runs (0: not probed) */
+    double read_gbs;                 /* median read bandwidth probed after each repetition (0: not probed) */
     double read_gbs_sustained;       /* the same, sustained over as many bytes as one of its decode steps reads */
     double paired_fraction;          /* median of decode-step GB/s over a probe of the same bytes right after each step */
 } bench_result;

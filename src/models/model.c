@@ -156,9 +156,7 @@ int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **o
         free(x);
         return rc;
     }
-    x->k_cache = s.k_cache;
-    x->v_cache = s.v_cache;
-    x->stats = s.stats;
+    ctx_sequence_swap(x, &s); /* takes the new cache and counts in, leaves zeroes in s */
     x->model = m;
     x->n_ctx = n_ctx;
     if (!(x->pool = pool_new(p ? p->threads : 0))) {
