@@ -50,7 +50,7 @@ int modes_model_token_class(const modes_model *m, int32_t id);      /* MODES_TOK
 
 typedef struct {
     int n_ctx;   /* tokens the KV cache holds; 0: 4096 (capped by the model's maximum) */
-    int threads; /* 0: all cores */
+    int threads; /* 0: one per physical core (hyper-threads share a core's vector units) */
 } modes_ctx_params;
 
 int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **out, modes_error *err);

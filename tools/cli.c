@@ -6,11 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "core/cores.h"
 #include "core/error.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 #include "models/model.h"
+
+#define PROMPT_MAX_BYTES (64 << 20)
 
 int cli_fail(const char *cmd, const modes_error *err) {
     fprintf(stderr, "modes %s: %s\n", cmd, err->msg[0] ? err->msg : "failed");
@@ -27,14 +32,71 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
     return 1;
 }
 
-int opt_str(int argc, char **argv, int *i, const char *name, const char **out, const char *cmd) {
-    if (strcmp(argv[*i], name)) return 1;
-    if (*i + 1 >= argc) {
-        cli_usage(cmd, "%s needs a value", name);
+/* Whether arg is one of the forms of names ("-m|--model"): the name alone (its value is the next
+ * argument, *inline_value NULL) or, for a long name, "--model=VALUE". */
+static int option_matches(const char *arg, const char *names, const char **inline_value) {
+    *inline_value = NULL;
+    for (const char *alt = names; *alt;) {
+        const char *bar = strchr(alt, '|');
+        const size_t len = bar ? (size_t)(bar - alt) : strlen(alt);
+        if (!strncmp(arg, alt, len)) {
+            if (!arg[len]) return 1;
+            if (arg[len] == '=' && len > 2 && alt[0] == '-' && alt[1] == '-') {
+                *inline_value = arg + len + 1;
+                return 1;
+            }
+        }
+        alt += len + (bar != NULL);
+    }
+    return 0;
+}
+
+/* "-m|--model" as users read it: "-m/--model". */
+static const char *option_label(const char *names, char *buf, size_t size) {
+    snprintf(buf, size, "%s", names);
+    for (char *c = buf; *c; c++)
+        if (*c == '|') *c = '/';
+    return buf;
+}
+
+/* Whether the option names takes at argv[at] was already given before: an earlier argument
+ * matching it that is not itself the value of a preceding "-p"-style form. */
+static int option_given_before(char **argv, int at, const char *names) {
+    const char *v;
+    for (int j = 1; j < at; j++) {
+        if (!option_matches(argv[j], names, &v)) continue;
+        if (j > 1 && option_matches(argv[j - 1], names, &v) && !v) continue; /* "-p -p": the value */
+        return 1;
+    }
+    return 0;
+}
+
+static int option_value(int argc, char **argv, int *i, const char *names, const char **out, const char *cmd,
+                        int repeatable) {
+    const char *v;
+    if (!option_matches(argv[*i], names, &v)) return 1;
+    char label[96];
+    if (!repeatable && option_given_before(argv, *i, names)) {
+        cli_usage(cmd, "%s given twice", option_label(names, label, sizeof label));
         return -1;
     }
-    *out = argv[++*i];
+    if (!v) {
+        if (*i + 1 >= argc) {
+            cli_usage(cmd, "%s needs a value", option_label(names, label, sizeof label));
+            return -1;
+        }
+        v = argv[++*i];
+    }
+    *out = v;
     return 0;
+}
+
+int opt_str(int argc, char **argv, int *i, const char *name, const char **out, const char *cmd) {
+    return option_value(argc, argv, i, name, out, cmd, 0);
+}
+
+int opt_multi(int argc, char **argv, int *i, const char *name, const char **out, const char *cmd) {
+    return option_value(argc, argv, i, name, out, cmd, 1);
 }
 
 int opt_int(int argc, char **argv, int *i, const char *name, long lo, long hi, long *out, const char *cmd) {
@@ -45,7 +107,8 @@ int opt_int(int argc, char **argv, int *i, const char *name, long lo, long hi, l
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        cli_usage(cmd, "%s must be an integer in [%ld, %ld], not '%s'", name, lo, hi, s);
+        char label[96];
+        cli_usage(cmd, "%s must be an integer in [%ld, %ld], not '%s'", option_label(name, label, sizeof label), lo, hi, s);
         return -1;
     }
     *out = v;
@@ -60,7 +123,8 @@ int opt_float(int argc, char **argv, int *i, const char *name, double lo, double
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        cli_usage(cmd, "%s must be a number in [%g, %g], not '%s'", name, lo, hi, s);
+        char label[96];
+        cli_usage(cmd, "%s must be a number in [%g, %g], not '%s'", option_label(name, label, sizeof label), lo, hi, s);
         return -1;
     }
     *out = v;
@@ -196,4 +260,77 @@ int cli_load_policy(const modes_model *m, const char *policy_path, const char *s
     rc = modes_policy_from_spec(m, skip_spec, file, p, err);
     modes_policy_free(file);
     return rc;
+}
+
+/* Reads all of f: stdin has no size to read ahead of time. */
+static int read_stream(FILE *f, const char *what, char **out, modes_error *err) {
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    if (!buf) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    for (size_t got; (got = fread(buf + len, 1, cap - len - 1, f)) > 0;) {
+        len += got;
+        if (cap - len - 1 > 0) continue;
+        if (cap > PROMPT_MAX_BYTES) {
+            free(buf);
+            return modes_fail(err, MODES_E_INPUT, "%s: more than %d MiB", what, PROMPT_MAX_BYTES >> 20);
+        }
+        char *grown = realloc(buf, cap *= 2);
+        if (!grown) {
+            free(buf);
+            return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        }
+        buf = grown;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return modes_fail(err, MODES_E_INPUT, "%s: read error", what);
+    }
+    buf[len] = 0;
+    *out = buf;
+    return 0;
+}
+
+int cli_prompt_text(const char *prompt, const char *file, char **out, modes_error *err) {
+    *out = NULL;
+    if (prompt && file) return modes_fail(err, MODES_E_INPUT, "-p/--prompt and -f/--file both give the prompt: use one");
+    int rc;
+    if (file) {
+        size_t len;
+        rc = read_file(file, PROMPT_MAX_BYTES, out, &len, err);
+    } else if (prompt && !strcmp(prompt, "-")) {
+        rc = read_stream(stdin, "the prompt on stdin", out, err);
+    } else {
+        rc = (*out = strdup(prompt ? prompt : "")) ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        return rc;
+    }
+    if (rc) return rc;
+    /* "echo question | modes run -p -" and files ending in a line break mean the text before it */
+    size_t n = strlen(*out);
+    while (n && ((*out)[n - 1] == '\n' || (*out)[n - 1] == '\r')) (*out)[--n] = 0;
+    return 0;
+}
+
+void cli_print_help(const char *help) {
+    for (const char *at = help, *mark; *at; at = mark + 7) {
+        if (!(mark = strstr(at, "{cores}"))) {
+            fputs(at, stdout);
+            break;
+        }
+        fwrite(at, 1, (size_t)(mark - at), stdout);
+        printf("%d", cores_physical());
+    }
+}
+
+long cli_seed(long seed) {
+    if (seed >= 0) return seed;
+    uint32_t r = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    const int got = f && fread(&r, sizeof r, 1, f) == 1;
+    if (f) fclose(f);
+    if (!got) { /* no /dev/urandom (a chroot): the clock and the process differ between runs */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u ^ (uint32_t)getpid() << 16;
+    }
+    return (long)(r & 0x7fffffff); /* a seed --seed accepts, to reproduce the run */
 }

@@ -27,8 +27,11 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
-/* Option parsing: argv[*i] is the option; its value is argv[*i + 1]. Each returns 0 when the option
- * matched and its value parsed, 1 when it did not match, and -1 (after printing) on a bad value. */
+/* Option parsing: argv[*i] is the option; its value is argv[*i + 1], or follows '=' in a long form.
+ * name lists the option's forms: "-m|--model" takes "-m DIR", "--model DIR" and "--model=DIR".
+ * Each returns 0 when the option matched and its value parsed, 1 when it did not match, and -1
+ * (after printing) on a bad value or, except for opt_multi (--image FILE...), an option given twice. */
+int opt_multi(int argc, char **argv, int *i, const char *name, const char **out, const char *cmd);
 int opt_str(int argc, char **argv, int *i, const char *name, const char **out, const char *cmd);
 int opt_int(int argc, char **argv, int *i, const char *name, long lo, long hi, long *out, const char *cmd);
 int opt_float(int argc, char **argv, int *i, const char *name, double lo, double hi, double *out, const char *cmd);
@@ -50,6 +53,15 @@ int case_use_images(case_input *c, const modes_model *m, const char *const *path
 void case_input_free(case_input *c);
 
 int stdout_is_terminal(void);
+
+/* Prints a command's --help text with "{cores}" replaced by the default thread count. */
+void cli_print_help(const char *help);
+/* The seed to use for --seed S: S itself, or for -1 a random one (reported, so it can be reused). */
+long cli_seed(long seed);
+
+/* The prompt as a heap string (free()): -p TEXT, all of stdin for "-p -", or the file of -f FILE;
+ * line breaks that end stdin or the file are dropped. Both -p and -f given is an error. */
+int cli_prompt_text(const char *prompt, const char *file, char **out, modes_error *err);
 
 /* --policy FILE and/or --skip SPEC (the spec takes the file's alphas); *p is NULL when neither. */
 int cli_load_policy(const modes_model *m, const char *policy_path, const char *skip_spec, modes_policy **p,

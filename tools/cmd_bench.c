@@ -46,10 +46,10 @@ static int parse(int argc, char **argv, bench_opts *o) {
     for (int i = 1; i < argc; i++) {
         int r;
         const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return fputs(HELP, stdout), 2;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return cli_print_help(HELP), 2;
         if (!strcmp(argv[i], "--json")) { o->json = 1; continue; }
         const int file = !strcmp(argv[i], "--policy");
-        if ((r = opt_str(argc, argv, &i, file ? "--policy" : "--skip", &v, "bench")) == 0) {
+        if ((r = opt_multi(argc, argv, &i, file ? "--policy" : "--skip", &v, "bench")) == 0) {
             if (o->n_specs == MAX_RUNS) return cli_usage("bench", "at most %d policies", MAX_RUNS), -1;
             if (file && !o->alphas_path) o->alphas_path = v;
             o->is_file[o->n_specs] = file;
@@ -57,16 +57,16 @@ static int parse(int argc, char **argv, bench_opts *o) {
             continue;
         }
         if (r < 0) return -1;
-        if ((r = opt_str(argc, argv, &i, "-m", &o->dir, "bench")) <= 0 ||
+        if ((r = opt_str(argc, argv, &i, "-m|--model", &o->dir, "bench")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--synthetic", &o->synthetic, "bench")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "-o", &o->out, "bench")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-o|--output", &o->out, "bench")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--plot", &o->plot, "bench")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--image", &o->image, "bench")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--layers", 1, 48, &o->layers, "bench")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--prompt-tokens", 8, 1 << 20, &o->prompt_tokens, "bench")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--gen-tokens", 0, 1 << 16, &o->gen_tokens, "bench")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-r", 1, 1000, &o->reps, "bench")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-t", 0, 1024, &o->threads, "bench")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-r|--repetitions", 1, 1000, &o->reps, "bench")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-t|--threads", 0, 1024, &o->threads, "bench")) <= 0 ||
             (r = opt_float(argc, argv, &i, "--expert-gb", 0.01, 1024, &o->expert_gb, "bench")) <= 0) {
             if (r < 0) return -1;
             continue;

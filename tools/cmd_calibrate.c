@@ -24,9 +24,9 @@ int cmd_calibrate(int argc, char **argv) {
             fputs(HELP, stdout);
             return 0;
         }
-        if ((r = opt_str(argc, argv, &i, "-m", &dir, "calibrate")) <= 0 ||
+        if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "calibrate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--data", &data, "calibrate")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "-o", &out, "calibrate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-o|--output", &out, "calibrate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--alpha-granularity", &gran, "calibrate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--removal", &removal, "calibrate")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--limit", 0, 1 << 30, &limit, "calibrate")) <= 0) {

@@ -37,7 +37,7 @@ static int parse(int argc, char **argv, eval_opts *o) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return fputs(HELP, stdout), 2;
         if (!strcmp(argv[i], "--json")) { o->json = 1; continue; }
         const int file = !strcmp(argv[i], "--policy");
-        if ((r = opt_str(argc, argv, &i, file ? "--policy" : "--skip", &v, "eval")) == 0) {
+        if ((r = opt_multi(argc, argv, &i, file ? "--policy" : "--skip", &v, "eval")) == 0) {
             if (!file && !strcmp(v, "none")) continue; /* the unskipped run is always there */
             if (o->n_runs == MAX_RUNS) return cli_usage("eval", "at most %d runs", MAX_RUNS), -1;
             o->is_file[o->n_runs] = file;
@@ -45,13 +45,13 @@ static int parse(int argc, char **argv, eval_opts *o) {
             continue;
         }
         if (r < 0) return -1;
-        if ((r = opt_str(argc, argv, &i, "-m", &o->dir, "eval")) <= 0 ||
+        if ((r = opt_str(argc, argv, &i, "-m|--model", &o->dir, "eval")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--bench", &o->bench, "eval")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "-o", &o->out, "eval")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-o|--output", &o->out, "eval")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--plot", &o->plot, "eval")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--alphas", &o->alphas, "eval")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--limit", 0, 1 << 30, &o->limit, "eval")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-n", 1, 4096, &o->max_new, "eval")) <= 0) {
+            (r = opt_int(argc, argv, &i, "-n|--n-predict", 1, 4096, &o->max_new, "eval")) <= 0) {
             if (r < 0) return -1;
             continue;
         }

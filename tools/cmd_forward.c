@@ -51,22 +51,22 @@ int cmd_forward(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(HELP, stdout);
+            cli_print_help(HELP);
             return 0;
         }
         const char *img;
-        if ((r = opt_str(argc, argv, &i, "--image", &img, "forward")) == 0) {
+        if ((r = opt_multi(argc, argv, &i, "--image", &img, "forward")) == 0) {
             if (n_images == 64) return cli_usage("forward", "at most 64 images");
             images[n_images++] = img;
             continue;
         }
         if (r < 0) return 1;
-        if ((r = opt_str(argc, argv, &i, "-m", &dir, "forward")) <= 0 ||
+        if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--policy", &policy_path, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--skip", &skip, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--input", &input, "forward")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "-o", &out, "forward")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-t", 0, 1024, &threads, "forward")) <= 0) {
+            (r = opt_str(argc, argv, &i, "-o|--output", &out, "forward")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-t|--threads", 0, 1024, &threads, "forward")) <= 0) {
             if (r < 0) return 1;
             continue;
         }

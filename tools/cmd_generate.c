@@ -24,7 +24,7 @@ int cmd_generate(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(HELP, stdout);
+            cli_print_help(HELP);
             return 0;
         }
         if (!strcmp(argv[i], "--stop")) {
@@ -32,19 +32,19 @@ int cmd_generate(int argc, char **argv) {
             continue;
         }
         const char *img;
-        if ((r = opt_str(argc, argv, &i, "--image", &img, "generate")) == 0) {
+        if ((r = opt_multi(argc, argv, &i, "--image", &img, "generate")) == 0) {
             if (n_images == 64) return cli_usage("generate", "at most 64 images");
             images[n_images++] = img;
             continue;
         }
         if (r < 0) return 1;
-        if ((r = opt_str(argc, argv, &i, "-m", &dir, "generate")) <= 0 ||
+        if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--policy", &policy_path, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--skip", &skip, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--input", &input, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--step-logits", &step_out, "generate")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-n", 0, 1 << 20, &n_new, "generate")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-t", 0, 1024, &threads, "generate")) <= 0) {
+            (r = opt_int(argc, argv, &i, "-n|--n-predict", 0, 1 << 20, &n_new, "generate")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-t|--threads", 0, 1024, &threads, "generate")) <= 0) {
             if (r < 0) return 1;
             continue;
         }

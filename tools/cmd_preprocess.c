@@ -36,9 +36,9 @@ int cmd_preprocess(int argc, char **argv) {
             fputs(HELP, stdout);
             return 0;
         }
-        if ((r = opt_str(argc, argv, &i, "-m", &dir, "preprocess")) <= 0 ||
+        if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "preprocess")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--image", &image, "preprocess")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "-o", &out, "preprocess")) <= 0) {
+            (r = opt_str(argc, argv, &i, "-o|--output", &out, "preprocess")) <= 0) {
             if (r < 0) return 1;
             continue;
         }

@@ -11,17 +11,19 @@
 #include "text/tokenizer.h"
 
 static const char *HELP =
-    "usage: modes run -m DIR -p TEXT [--image FILE]... [--system TEXT] [-n MAX_NEW] [--temp T]\n"
+    "usage: modes run -m DIR (-p TEXT | -f FILE) [--image FILE]... [--system TEXT] [-n MAX_NEW] [--temp T]\n"
     "                 [--top-k K] [--top-p P] [--seed S] [-t THREADS] [--policy FILE | --skip SPEC]\n"
     "                 [--stats] [--json]\n"
     "  Answers TEXT (about the images, in order) with the model's chat template. Greedy unless --temp > 0.\n"
+    "  -p - reads the prompt from stdin, -f FILE from a file (a final line break is dropped).\n"
+    "  -t/--threads: default {cores} (the physical cores). --seed -1: a random seed, which --stats and --json report.\n"
     "  --skip SPEC: none, topk:K, naee:BETA, threshold:TAU, dmt:TT,TV, gmlg-threshold:TAU, modes:TT,TV\n"
     "  (modes: and gmlg-threshold: take the alphas of --policy FILE).\n";
 
 #define MAX_IMAGES 64
 
 typedef struct {
-    const char *dir, *prompt, *system, *policy, *skip;
+    const char *dir, *prompt, *file, *system, *policy, *skip;
     const char *images[MAX_IMAGES];
     int n_images;
     long n_new, threads, top_k, seed;
@@ -35,26 +37,27 @@ static int parse(int argc, char **argv, run_opts *o) {
         int r;
         const char *img;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(HELP, stdout);
+            cli_print_help(HELP);
             return 2;
         }
         if (!strcmp(argv[i], "--stats")) { o->stats = 1; continue; }
         if (!strcmp(argv[i], "--json")) { o->json = 1; continue; }
-        if ((r = opt_str(argc, argv, &i, "--image", &img, "run")) == 0) {
+        if ((r = opt_multi(argc, argv, &i, "--image", &img, "run")) == 0) {
             if (o->n_images == MAX_IMAGES) return cli_usage("run", "at most %d images", MAX_IMAGES), -1;
             o->images[o->n_images++] = img;
             continue;
         }
         if (r < 0) return -1;
-        if ((r = opt_str(argc, argv, &i, "-m", &o->dir, "run")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "-p", &o->prompt, "run")) <= 0 ||
+        if ((r = opt_str(argc, argv, &i, "-m|--model", &o->dir, "run")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-p|--prompt", &o->prompt, "run")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-f|--file", &o->file, "run")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--system", &o->system, "run")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--policy", &o->policy, "run")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--skip", &o->skip, "run")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-n", 0, 1 << 20, &o->n_new, "run")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-t", 0, 1024, &o->threads, "run")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-n|--n-predict", 0, 1 << 20, &o->n_new, "run")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-t|--threads", 0, 1024, &o->threads, "run")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--top-k", 0, 1 << 24, &o->top_k, "run")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "--seed", 0, 0x7fffffffL, &o->seed, "run")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-s|--seed", -1, 0x7fffffffL, &o->seed, "run")) <= 0 ||
             (r = opt_float(argc, argv, &i, "--temp", 0, 100, &o->temp, "run")) <= 0 ||
             (r = opt_float(argc, argv, &i, "--top-p", 0, 1, &o->top_p, "run")) <= 0) {
             if (r < 0) return -1;
@@ -62,7 +65,9 @@ static int parse(int argc, char **argv, run_opts *o) {
         }
         return cli_usage("run", "unknown option '%s'", argv[i]), -1;
     }
-    if (!o->dir || !o->prompt) return cli_usage("run", "-m DIR and -p TEXT are required"), -1;
+    if (!o->dir || !(o->prompt || o->file)) return cli_usage("run", "-m DIR and -p TEXT (or -f FILE) are required"), -1;
+    if (o->prompt && o->file) return cli_usage("run", "-p/--prompt and -f/--file both give the prompt: use one"), -1;
+    o->seed = cli_seed(o->seed);
     return 0;
 }
 
@@ -71,7 +76,7 @@ typedef struct {
     double prefill_s, decode_s;
 } run_timing;
 
-static void print_stats(FILE *f, const modes_stats *s, const run_timing *t) {
+static void print_stats(FILE *f, const modes_stats *s, const run_timing *t, long seed) {
     const modes_skip_count *pre = s->phase[0], *dec = s->phase[1];
     /* the first new token comes out of the prefill: a decode rate needs at least two */
     char rate[48] = "";
@@ -87,9 +92,11 @@ static void print_stats(FILE *f, const modes_stats *s, const run_timing *t) {
         for (int l = 0; l < s->n_layers; l++) fprintf(f, " %.0f", 100 * modes_skip_ratio(&s->layer[(size_t)l * 3], 3));
         fprintf(f, "\n");
     }
+    fprintf(f, "seed %ld\n", seed);
 }
 
-static void print_json(const strbuf *text, const int32_t *ids, int n, const modes_stats *s, const run_timing *t) {
+static void print_json(const strbuf *text, const int32_t *ids, int n, const modes_stats *s, const run_timing *t,
+                       long seed) {
     strbuf j = {0};
     sb_puts(&j, "{\"text\": ");
     sb_json_string(&j, text->data ? text->data : "", text->len);
@@ -119,7 +126,7 @@ static void print_json(const strbuf *text, const int32_t *ids, int n, const mode
         sb_json_number(&j, modes_skip_ratio(&s->layer[(size_t)l * 3], 3));
     }
     sb_puts(&j, "]");
-    sb_printf(&j, ", \"expert_bytes\": %llu}\n", (unsigned long long)s->expert_bytes);
+    sb_printf(&j, ", \"expert_bytes\": %llu, \"seed\": %ld}\n", (unsigned long long)s->expert_bytes, seed);
     if (!j.failed) fputs(j.data, stdout);
     sb_free(&j);
 }
@@ -178,10 +185,12 @@ int cmd_run(int argc, char **argv) {
     int made = 0, n = 0;
     strbuf text = {0};
     run_timing t = {0};
-    int rc = modes_model_load(o.dir, &m, &err);
+    char *question = NULL;
+    int rc = cli_prompt_text(o.prompt, o.file, &question, &err);
+    if (!rc) rc = modes_model_load(o.dir, &m, &err);
     if (!rc && !modes_model_tokenizer(m)) rc = modes_fail(&err, MODES_E_INPUT, "%s: no tokenizer.json", o.dir);
     if (!rc) rc = cli_load_policy(m, o.policy, o.skip, &policy, &err);
-    if (!rc) rc = modes_prompt_new(m, o.system, o.prompt, o.images, o.n_images, NULL, &prompt, &err);
+    if (!rc) rc = modes_prompt_new(m, o.system, question, o.images, o.n_images, NULL, &prompt, &err);
     if (!rc) {
         modes_prompt_ids(prompt, &n);
         t.prompt_tokens = n;
@@ -195,9 +204,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (!rc && !o.json) fputc('\n', stdout);
     fflush(stdout); /* the answer before the statistics on stderr, also when both go to one pipe */
-    if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t);
-    if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t);
+    if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t, o.seed);
+    if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t, o.seed);
     sb_free(&text);
+    free(question);
     free(out);
     modes_prompt_free(prompt);
     modes_policy_free(policy);

@@ -45,9 +45,9 @@ int cmd_search(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--exhaustive")) { exhaustive = 1; continue; }
         if (!strcmp(argv[i], "--frozen")) { frozen = 1; continue; }
-        if ((r = opt_str(argc, argv, &i, "-m", &dir, "search")) <= 0 ||
+        if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "search")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--data", &data, "search")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "-o", &out, "search")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "-o|--output", &out, "search")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--policy", &policy, "search")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--method", &method, "search")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--grid", 2, 4096, &grid, "search")) <= 0 ||

@@ -99,7 +99,7 @@ int cmd_tokenize(int argc, char **argv) {
             help();
             return 0;
         }
-        int r = opt_str(argc, argv, &i, "-m", &model, CMD);
+        int r = opt_str(argc, argv, &i, "-m|--model", &model, CMD);
         if (r < 0) return 1;
         if (r > 0) return cli_usage(CMD, "unknown option '%s'", argv[i]);
     }

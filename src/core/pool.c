@@ -12,12 +12,13 @@
  * anyone announced (sequentially consistent on both sides, so one of them sees the other). */
 #include "core/pool.h"
 
+#include "core/cores.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Between two kernels of one forward pass the gap is microseconds, far shorter than a futex
  * sleep and wake; a short spin keeps that path off the kernel's scheduler. */
@@ -158,13 +159,8 @@ static void wait_for_tasks(modes_pool *p, unsigned n) {
     pthread_mutex_unlock(&p->mu);
 }
 
-static int online_cores(void) {
-    const long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
-}
-
 modes_pool *pool_new(int n_threads) {
-    if (n_threads <= 0) n_threads = online_cores();
+    if (n_threads <= 0) n_threads = cores_physical();
     modes_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     if (n_threads > 1 && !(p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers))) {

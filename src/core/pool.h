@@ -21,7 +21,7 @@ typedef void (*pool_task_fn)(void *arg, int task, int n_tasks);
 /* A range function for pool_for: handles items [begin, end). */
 typedef void (*pool_range_fn)(void *arg, size_t begin, size_t end);
 
-/* n_threads counts the calling thread; 0 means one per online core. Returns NULL when out of
+/* n_threads counts the calling thread; 0 means one per physical core (cores_physical). Returns NULL when out of
  * memory. A pool of 1 starts no threads; if the system refuses threads the pool is smaller than
  * asked (pool_size says how large). */
 modes_pool *pool_new(int n_threads);
