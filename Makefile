@@ -4,7 +4,7 @@
 #   make test     run the test suite on the release build
 #   make asan     run the same suite under ASan + UBSan
 #   make fuzz-smoke  build the libFuzzer targets (clang) in build-fuzz/ and fuzz each for FUZZ_SECONDS
-#   make check    all three (what CI runs)
+#   make check    all three, ending with one line of totals (scripts/check.sh; what CI runs)
 #   make demo     answer an image question with the embedded model, without and with skipping
 JOBS ?= $(shell nproc)
 SHARED ?= $(abspath ../shared)
@@ -29,10 +29,9 @@ FUZZ_SECONDS ?= 15
 fuzz-smoke:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(JOBS) scripts/fuzz-smoke.sh
 
-# In this order, each only after the one before has passed.
-check: test
-	$(MAKE) asan
-	$(MAKE) fuzz-smoke
+# In this order, each only after the one before has passed; the last line is the totals.
+check:
+	MAKE="$(MAKE)" JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/check.sh
 
 demo: build
 	scripts/demo.sh

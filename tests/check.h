@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int check_passed, check_failed;
 
@@ -35,6 +37,20 @@ static inline const char *shared_path(const char *rel) {
     char *b = buf[slot++ & 3];
     snprintf(b, sizeof buf[0], "%s/%s", root ? root : "../shared", rel);
     return b;
+}
+
+/* Called first by every test that reads ../shared: without the folder the test says where it looked
+ * and fails (exit 1) instead of crashing or stopping silently on files that are not there. */
+static inline void require_shared(void) {
+    const char *root = getenv("MODES_SHARED");
+    if (!root) root = "../shared";
+    char ref[1024], cwd[1024];
+    struct stat st;
+    snprintf(ref, sizeof ref, "%s/ref", root);
+    if (stat(ref, &st) == 0 && S_ISDIR(st.st_mode)) return;
+    if (root[0] != '/' && getcwd(cwd, sizeof cwd)) fprintf(stderr, "shared/ not found (looked in %s/%s)\n", cwd, root);
+    else fprintf(stderr, "shared/ not found (looked in %s)\n", root);
+    exit(1);
 }
 
 /* A path under the tests folder (or $MODES_TESTS). */

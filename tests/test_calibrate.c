@@ -21,6 +21,7 @@ static double naive_kl(calib_session *s, const modes_policy *p) {
 }
 
 int main(void) {
+    require_shared();
     modes_model *m = NULL;
     modes_error err = {0};
     data_set d = {0};

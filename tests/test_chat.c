@@ -232,6 +232,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
+    require_shared();
     test_reference_cases();
     test_rendered();
     test_detection();

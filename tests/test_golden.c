@@ -101,6 +101,7 @@ static void test_generate(const char *tmp, const char *case_name) {
 }
 
 int main(void) {
+    require_shared();
     char tmp[] = "/tmp/modes-golden-XXXXXX";
     if (!mkdtemp(tmp)) return 2;
     char model[1024], png[1024]; /* shared_path's buffers are reused: keep copies, absolute for symlinks */

@@ -658,6 +658,7 @@ static void test_load(void) {
 }
 
 int main(void) {
+    require_shared();
     test_png_types();
     test_png_packed();
     test_ref_pngs();

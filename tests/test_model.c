@@ -422,6 +422,7 @@ static void test_sampling(void) {
 }
 
 int main(void) {
+    require_shared();
     if (!mkdtemp(tmp_root)) return 2;
     test_malformed();
     test_other_model();

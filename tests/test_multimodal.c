@@ -61,6 +61,7 @@ static void self_consistency(const modes_model *m, const char *const *images, in
 }
 
 int main(void) {
+    require_shared();
     modes_model *m = NULL;
     modes_error err = {0};
     CHECKF(modes_model_load(shared_path("ref/qwen3vlmoe-tiny-a/model"), &m, &err) == 0, "%s", err.msg);

@@ -403,6 +403,7 @@ static void test_preprocess_layout(void) {
 }
 
 int main(void) {
+    require_shared();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/modes_test_preprocess_XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");

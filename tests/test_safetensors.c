@@ -655,6 +655,7 @@ static void test_mutations(void) {
 }
 
 int main(void) {
+    require_shared();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/modes_test_st_XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");

@@ -246,6 +246,7 @@ static void test_policy_files(const modes_model *m, const char *tmp) {
 }
 
 int main(void) {
+    require_shared();
     char tmp[] = "/tmp/modes-skip-XXXXXX";
     if (!mkdtemp(tmp)) return 2;
     modes_model *m = NULL;

@@ -454,6 +454,7 @@ static void test_malformed(void) {
 }
 
 int main(void) {
+    require_shared();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/modes_test_tok_XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");

@@ -4,7 +4,8 @@
 # itself is not tested (benchmarks, not timed tests).
 set -u
 BIN=${MODES_BIN:-build/modes}
-M=${MODES_SHARED:-../shared}/ref/qwen3vlmoe-tiny-a/model
+. "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
+M=$SHARED/ref/qwen3vlmoe-tiny-a/model
 IMG=${MODES_TESTS:-tests}/data/calib-tiny/red_square.png
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

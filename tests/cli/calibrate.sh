@@ -5,7 +5,8 @@
 # fails cleanly, and the policy drives `run`.
 set -u
 BIN=${MODES_BIN:-build/modes}
-M=${MODES_SHARED:-../shared}/ref/qwen3vlmoe-tiny-a/model
+. "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
+M=$SHARED/ref/qwen3vlmoe-tiny-a/model
 D=${MODES_TESTS:-tests}/data/calib-tiny/calib.jsonl
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -8,7 +8,8 @@
 # byte for byte, a missing one stays missing, and no temporary file is left beside it.
 set -u
 BIN=${MODES_BIN:-build/modes}
-REF=${MODES_SHARED:-../shared}/ref/qwen3vlmoe-tiny-a
+. "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
+REF=$SHARED/ref/qwen3vlmoe-tiny-a
 TESTS=${MODES_TESTS:-tests}
 PY=/usr/bin/python3
 TMP=$(mktemp -d)

@@ -3,7 +3,8 @@
 # reproduces torchvision's integer arithmetic), and bad input exits 1 with one line naming the file.
 set -u
 BIN=${MODES_BIN:-build/modes}
-REF=${MODES_SHARED:-../shared}/ref/qwen3vlmoe-tiny-a
+. "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
+REF=$SHARED/ref/qwen3vlmoe-tiny-a
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 pass=0

@@ -2,7 +2,8 @@
 # modes tokenize against the tiny model's reference ids, and its errors (one line, exit status 1).
 set -u
 bin=${MODES_BIN:-build/modes}
-shared=${MODES_SHARED:-../shared}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
+shared=$SHARED
 cases=$shared/ref/qwen3vlmoe-tiny-a/tokenizer_cases.jsonl
 model=$shared/ref/qwen3vlmoe-tiny-a/model
 tmp=$(mktemp -d)

@@ -5,7 +5,8 @@
 set -u
 BIN=${MODES_BIN:-build/modes}
 BUILD=${MODES_BUILD:-$(dirname "$BIN")}
-REF=${MODES_SHARED:-../shared}/ref/qwen3vlmoe-tiny-a
+. "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
+REF=$SHARED/ref/qwen3vlmoe-tiny-a
 TESTS=${MODES_TESTS:-tests}
 if grep -qE '^MODES_(SANITIZE|FUZZ):BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
     echo "valgrind: skipped for a sanitizer build ($BUILD)"
