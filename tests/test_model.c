@@ -331,6 +331,40 @@ static void check_interleaved_sequences(const modes_model *m, const float *full_
     free(step);
 }
 
+/* The internal path the bench, calibration and evaluation take (model_run_prepared, generate_prepared)
+ * refuses what does not fit in the KV cache, as the public modes_eval does, instead of writing past it:
+ * one token too many from an empty cache, and one too many after some are cached. */
+static void check_capacity(const modes_model *m) {
+    modes_ctx *c;
+    modes_error err = {0};
+    modes_ctx_params small = {.n_ctx = 4};
+    CHECK(modes_ctx_new(m, &small, &c, &err) == 0);
+    float *logits = malloc(sizeof(float) * modes_model_vocab(m));
+    prepared_input in;
+    CHECK(model_prepare(c, PROMPT, 5, NULL, 0, &in, &err) == 0);
+    CHECKF(model_run_prepared(c, &in, 0, NULL, NULL, logits, 1, &err) == MODES_E_INPUT && strstr(err.msg, "context"),
+           "5 tokens in a context of 4: %s", err.msg);
+    CHECK(modes_ctx_n_past(c) == 0);
+    int32_t out[4];
+    int n_out = -1;
+    err.msg[0] = 0;
+    CHECK(generate_prepared(c, &in, 2, NULL, NULL, NULL, out, &n_out, NULL, &err) == MODES_E_INPUT &&
+          strstr(err.msg, "context") && n_out == 0);
+    prepared_free(&in);
+    CHECK(modes_eval(c, PROMPT, 3, logits, 1, &err) == 0);
+    CHECK(model_prepare(c, PROMPT + 3, 2, NULL, 0, &in, &err) == 0);
+    err.msg[0] = 0;
+    CHECKF(model_run_prepared(c, &in, 0, NULL, NULL, logits, 1, &err) == MODES_E_INPUT && strstr(err.msg, "context"),
+           "2 tokens after 3 in a context of 4: %s", err.msg);
+    CHECK(modes_ctx_n_past(c) == 3);
+    prepared_free(&in);
+    CHECK(model_prepare(c, PROMPT + 3, 1, NULL, 0, &in, &err) == 0);
+    CHECK(model_run_prepared(c, &in, 0, NULL, NULL, logits, 1, &err) == 0 && modes_ctx_n_past(c) == 4);
+    prepared_free(&in);
+    free(logits);
+    modes_ctx_free(c);
+}
+
 static void test_other_model(void) {
     modes_model *m[3] = {0};
     float *full[3] = {0};
@@ -372,6 +406,7 @@ static void test_other_model(void) {
     CHECKF(worst < 1e-5, "cached decode differs from the full pass by %g", worst);
     CHECK(modes_ctx_n_past(c) == NP);
     check_interleaved_sequences(m[0], full[0]);
+    check_capacity(m[0]);
     /* The context refuses what does not fit, and ids outside the vocabulary. */
     const int32_t bad = 300;
     CHECK(modes_eval(c, &bad, 1, step, 1, &err) == MODES_E_INPUT && strstr(err.msg, "vocabulary"));

@@ -280,6 +280,10 @@ int cmd_bench(int argc, char **argv) {
     } else if (!rc && !(ids = o.synthetic ? synthetic_prompt(m, n) : text_prompt(m, n))) {
         rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
     }
+    if (!rc && n + o.gen_tokens > m->cfg.text.max_position) /* refused before any pass, not at the cache's end */
+        rc = modes_fail(&err, MODES_E_INPUT,
+                        "a prompt of %d tokens and %ld generated tokens do not fit in the model's context of %d tokens",
+                        n, o.gen_tokens, m->cfg.text.max_position);
     modes_ctx_params cp = {.n_ctx = n + (int)o.gen_tokens + 8, .threads = (int)o.threads};
     if (!rc) rc = modes_ctx_new(m, &cp, &ctx, &err);
     if (!rc && prompt) rc = prompt_prepare(ctx, prompt, &in, &err);

@@ -25,8 +25,7 @@ int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const
     uint64_t rng = modes_rng_seed(s ? s->seed : 0);
     *n_out = 0;
     double t0 = now_s();
-    int rc = in->n > c->n_ctx - c->n_past ? modes_fail(err, MODES_E_INPUT, "the prompt does not fit in the context")
-                                          : model_run_prepared(c, in, 0, NULL, NULL, logits, 1, err);
+    int rc = model_run_prepared(c, in, 0, NULL, NULL, logits, 1, err);
     if (times) times[0] = now_s() - t0;
     t0 = now_s();
     while (!rc && *n_out < max_new) {

@@ -217,14 +217,16 @@ static int check_ids(const modes_ctx *c, const int32_t *ids, int n, int n_logits
     return 0;
 }
 
-/* Runs the batch and moves the context on; positions continue from the largest one used (spec 6). */
+/* Runs the batch and moves the context on; positions continue from the largest one used (spec 6).
+ * Every evaluation passes here, so this is where the KV cache's capacity is enforced. */
 static int run_batch(modes_ctx *c, text_batch *b, float *logits, int n_logits, modes_error *err) {
+    int rc = check_ids(c, b->ids, b->n, n_logits, err);
+    if (rc) return rc;
     if (c->tap) {
         const int64_t shape[3] = {3, 1, b->n};
         c->tap(c->tap_user, "mrope_position_ids", 1, b->pos, 3, shape);
     }
-    int rc = qwen3vl_text_forward(c, b, logits, n_logits, err);
-    if (rc) return rc;
+    if ((rc = qwen3vl_text_forward(c, b, logits, n_logits, err))) return rc;
     int32_t mx = b->pos[0];
     for (int i = 1; i < 3 * b->n; i++) mx = b->pos[i] > mx ? b->pos[i] : mx;
     c->n_past += b->n;
