@@ -101,6 +101,17 @@ void modes_prompt_free(modes_prompt *p);
 const int32_t *modes_prompt_ids(const modes_prompt *p, int *n);
 /* The prompt's preprocessed images, in order (owned by the prompt). */
 const modes_image *modes_prompt_images(const modes_prompt *p, int *n);
+/* Multi-turn use of one context. modes_generate stops at the end-of-turn id without putting it in
+ * the KV cache, so the context then holds the conversation up to the answer's last id. A follow-up
+ * prompt holds what comes next in the chat template: the end-of-turn id closing that answer, the
+ * new user turn (its images, in order, then text) and the assistant prefix. modes_generate with it
+ * on the same context prefills only the new turn and answers with the whole conversation in view:
+ *     modes_prompt_new(m, system, "first question", ...)   -> modes_generate(ctx, ...)
+ *     modes_prompt_followup(m, "next question", ...)        -> modes_generate(ctx, ...)   (repeat)
+ * An answer cut off by max_new also lacks its last id in the cache: modes_eval that id before the
+ * follow-up. When the context is full (modes_ctx_n_past near n_ctx), modes_ctx_reset starts over. */
+int modes_prompt_followup(const modes_model *m, const char *text, const char *const *image_paths, int n_images,
+                          modes_prompt **out, modes_error *err);
 /* Index of the first answer token (== the prompt length without the answer). */
 int modes_prompt_answer_start(const modes_prompt *p);
 /* modes_eval_images over the whole prompt. */

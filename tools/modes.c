@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"run", cmd_run, "answer a prompt with the chat template (streaming)"},
+    {"chat", cmd_chat, "a conversation on stdin in one KV cache; /image, /policy, /stats commands"},
     {"calibrate", cmd_calibrate, "layer importances (alpha) from a calibration set -> policy file"},
     {"search", cmd_search, "thresholds for a target skip ratio (frontier search) -> policy file"},
     {"eval", cmd_eval, "benchmark accuracy with and without skipping; table, JSON and plot"},

@@ -94,9 +94,45 @@ static const chat_template *model_template(const modes_model *m, modes_error *er
     return t;
 }
 
-/* Renders the turn(s) and tokenises; images become single placeholders here. */
+/* The text a follow-up user turn adds to a conversation a context holds: what the template writes
+ * after an assistant's answer, then the new user turn and the assistant prefix. It is taken as the
+ * difference between renderings of a conversation with and without the turn, so it follows the
+ * template's own separators. */
+static int render_followup(const chat_template *t, const chat_message *turn, char **out, size_t *len,
+                           modes_error *err) {
+    static const char ANSWER[] = "A";
+    const chat_part part = {CHAT_PART_TEXT, "U", 1};
+    const chat_message msgs[3] = {{.role = "user", .parts = &part, .n_parts = 1},
+                                  {.role = "assistant", .content = ANSWER, .content_len = sizeof ANSWER - 1},
+                                  *turn};
+    chat_options gen = {.add_generation_prompt = 1}, closed = {0};
+    char *asked = NULL, *answered = NULL, *followed = NULL;
+    size_t na, nb, nc;
+    int rc = chat_render(t, msgs, 1, &gen, &asked, &na, err);
+    if (!rc) rc = chat_render(t, msgs, 2, &closed, &answered, &nb, err);
+    if (!rc) rc = chat_render(t, msgs, 3, &gen, &followed, &nc, err);
+    const size_t close_at = na + sizeof ANSWER - 1;
+    if (!rc && (nb < close_at || memcmp(answered, asked, na) || memcmp(answered + na, ANSWER, sizeof ANSWER - 1) ||
+                nc < nb || memcmp(followed, answered, nb)))
+        rc = modes_fail(err, MODES_E_INPUT, "the %s chat template does not extend a conversation turn by turn",
+                        chat_template_name(t));
+    if (!rc) {
+        *len = (nb - close_at) + (nc - nb);
+        memmove(followed + (nb - close_at), followed + nb, nc - nb + 1);
+        memcpy(followed, answered + close_at, nb - close_at);
+        *out = followed;
+        followed = NULL;
+    }
+    free(asked);
+    free(answered);
+    free(followed);
+    return rc;
+}
+
+/* Renders the turn(s) and tokenises; images become single placeholders here. A follow-up has no
+ * system message: the conversation's first turn had it. */
 static int encode_chat(const modes_model *m, const chat_template *t, const char *system, const char *text,
-                       int n_images, int32_t **ids, size_t *n, modes_error *err) {
+                       int n_images, int followup, int32_t **ids, size_t *n, modes_error *err) {
     chat_part *parts = calloc((size_t)n_images + 1, sizeof *parts);
     if (!parts) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     for (int i = 0; i < n_images; i++) parts[i].kind = CHAT_PART_IMAGE;
@@ -108,7 +144,8 @@ static int encode_chat(const modes_model *m, const chat_template *t, const char 
     chat_options opt = {.add_generation_prompt = 1};
     char *rendered = NULL;
     size_t len;
-    int rc = chat_render(t, msgs, nm, &opt, &rendered, &len, err);
+    int rc = followup ? render_followup(t, &msgs[nm - 1], &rendered, &len, err)
+                      : chat_render(t, msgs, nm, &opt, &rendered, &len, err);
     if (!rc) rc = tok_encode(m->tok, rendered, len, ids, n, err);
     free(rendered);
     free(parts);
@@ -135,8 +172,8 @@ static int append_answer(const modes_model *m, const chat_template *t, const cha
     return rc;
 }
 
-int modes_prompt_new(const modes_model *m, const char *system, const char *text, const char *const *image_paths,
-                     int n_images, const char *answer, modes_prompt **out, modes_error *err) {
+static int build_prompt(const modes_model *m, const char *system, const char *text, const char *const *image_paths,
+                        int n_images, const char *answer, int followup, modes_prompt **out, modes_error *err) {
     *out = NULL;
     if (!m->tok) return modes_fail(err, MODES_E_INPUT, "%s: no tokenizer.json", m->dir);
     if (n_images < 0 || n_images > 256) return modes_fail(err, MODES_E_INPUT, "at most 256 images per prompt");
@@ -148,7 +185,7 @@ int modes_prompt_new(const modes_model *m, const char *system, const char *text,
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = load_images(m, image_paths, p, err);
-    if (!rc) rc = encode_chat(m, t, system, text, n_images, &ids, &n, err);
+    if (!rc) rc = encode_chat(m, t, system, text, n_images, followup, &ids, &n, err);
     if (!rc && n_images) {
         size_t *counts = malloc((size_t)n_images * sizeof *counts);
         if (!counts) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
@@ -172,4 +209,14 @@ int modes_prompt_new(const modes_model *m, const char *system, const char *text,
     }
     *out = p;
     return 0;
+}
+
+int modes_prompt_new(const modes_model *m, const char *system, const char *text, const char *const *image_paths,
+                     int n_images, const char *answer, modes_prompt **out, modes_error *err) {
+    return build_prompt(m, system, text, image_paths, n_images, answer, 0, out, err);
+}
+
+int modes_prompt_followup(const modes_model *m, const char *text, const char *const *image_paths, int n_images,
+                          modes_prompt **out, modes_error *err) {
+    return build_prompt(m, NULL, text, image_paths, n_images, NULL, 1, out, err);
 }
