@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_check.h"
 #include "core/error.h"
 #include "core/sha256.h"
 #include "eval/data.h"
@@ -13,7 +14,9 @@ static const char *HELP =
     "usage: modes calibrate -m DIR --data FILE.jsonl -o POLICY.json [--limit N]\n"
     "                       [--alpha-granularity layer|layer-modality] [--removal zero|identity]\n"
     "  For every MoE layer (and modality), the mean KL divergence of the answer tokens' distribution when\n"
-    "  that layer's routed experts are removed; normalised over layers into the policy's alphas.\n";
+    "  that layer's routed experts are removed; normalised over layers into the policy's alphas.\n"
+    "  Before the first pass, -o must be writable and every example usable (its images decode, its\n"
+    "  prompt and answer fit the context); all unusable examples are listed at once, and nothing runs.\n";
 
 int cmd_calibrate(int argc, char **argv) {
     const char *dir = NULL, *data = NULL, *out = NULL, *gran = "layer-modality", *removal = "zero";
@@ -40,6 +43,8 @@ int cmd_calibrate(int argc, char **argv) {
         return cli_usage("calibrate", "--alpha-granularity must be layer or layer-modality");
     if (strcmp(removal, "zero") && strcmp(removal, "identity"))
         return cli_usage("calibrate", "--removal must be zero or identity");
+    const char *outputs[] = {out};
+    if (cli_check_outputs("calibrate", outputs, 1)) return 1;
 
     modes_error err = {0};
     modes_model *m = NULL;
@@ -48,6 +53,8 @@ int cmd_calibrate(int argc, char **argv) {
     modes_policy *p = NULL;
     int rc = modes_model_load(dir, &m, &err);
     if (!rc) rc = data_load(data, (int)limit, &d, &err);
+    const data_check_options check = {.with_answer = 1};
+    if (!rc) rc = cli_check_data("calibrate", m, &d, &check, 0, NULL, NULL, &err);
     if (!rc) rc = calib_session_open(m, &d, cli_progress, NULL, &s, &err);
     if (!rc && !(p = policy_new(SKIP_MODES, m->n_moe_layers))) rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
     calib_options o = {.per_modality = !strcmp(gran, "layer-modality"), .identity = !strcmp(removal, "identity")};

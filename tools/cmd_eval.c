@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_check.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "eval/eval.h"
@@ -15,16 +16,19 @@
 
 static const char *HELP =
     "usage: modes eval -m DIR --bench FILE.jsonl [--policy FILE | --skip SPEC]... [--alphas POLICY.json]\n"
-    "                  [-o RESULTS.json] [--plot FILE.svg] [--json] [--limit N] [-n MAX_NEW]\n"
+    "                  [-o RESULTS.json] [--plot FILE.svg] [--json] [--limit N] [-n MAX_NEW] [--skip-bad]\n"
     "  Answers every example greedily without skipping and under each policy, and scores the answers\n"
-    "  (metrics exact, choice, yesno). modes: and gmlg-threshold: specs take their alphas from --alphas.\n";
+    "  (metrics exact, choice, yesno). modes: and gmlg-threshold: specs take their alphas from --alphas.\n"
+    "  Before the first pass, -o and --plot must be writable and every example usable (its images decode,\n"
+    "  its prompt and answer, and its prompt and MAX_NEW tokens, fit the context); all unusable examples\n"
+    "  are listed at once and nothing runs, unless --skip-bad leaves them out (the results count them).\n";
 
 #define MAX_RUNS 64
 
 typedef struct {
     const char *dir, *bench, *out, *plot, *alphas;
     const char *labels[MAX_RUNS];
-    int is_file[MAX_RUNS], n_runs, json;
+    int is_file[MAX_RUNS], n_runs, json, skip_bad;
     long limit, max_new;
 } eval_opts;
 
@@ -36,6 +40,7 @@ static int parse(int argc, char **argv, eval_opts *o) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return fputs(HELP, stdout), 2;
         if (!strcmp(argv[i], "--json")) { o->json = 1; continue; }
+        if (!strcmp(argv[i], "--skip-bad")) { o->skip_bad = 1; continue; }
         const int file = !strcmp(argv[i], "--policy");
         if ((r = opt_multi(argc, argv, &i, file ? "--policy" : "--skip", &v, "eval")) == 0) {
             if (!file && !strcmp(v, "none")) continue; /* the unskipped run is always there */
@@ -130,6 +135,21 @@ static void json_runs(strbuf *sb, const eval_opts *o, const eval_results *res, c
     sb_puts(sb, "\n]");
 }
 
+/* The examples --skip-bad left out, so results on part of a data set say so. */
+static void json_skipped(strbuf *sb, const data_problems *skipped) {
+    sb_printf(sb, ",\n\"skipped\": %d, \"skipped_examples\": [", skipped->n);
+    for (int i = 0; i < skipped->n; i++) {
+        const data_problem *p = &skipped->items[i];
+        sb_printf(sb, "%s\n  {\"line\": %d, \"id\": ", i ? "," : "", p->line);
+        if (p->id) sb_json_string(sb, p->id, strlen(p->id));
+        else sb_puts(sb, "null");
+        sb_puts(sb, ", \"problem\": ");
+        sb_json_string(sb, p->why, strlen(p->why));
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, skipped->n ? "\n]" : "]");
+}
+
 static void json_records(strbuf *sb, const data_set *d, const eval_results *res) {
     sb_puts(sb, ",\n\"records\": [");
     for (int i = 0; i < res->n_examples; i++) {
@@ -200,11 +220,14 @@ int cmd_eval(int argc, char **argv) {
     eval_opts o;
     const int pr = parse(argc, argv, &o);
     if (pr) return pr == 2 ? 0 : 1;
+    const char *outputs[] = {o.out, o.plot};
+    if (cli_check_outputs("eval", outputs, 2)) return 1;
     modes_error err = {0};
     modes_model *m = NULL;
     modes_policy *alphas = NULL, *pol[MAX_RUNS] = {0};
     const char *methods[MAX_RUNS] = {"none"};
     data_set d = {0};
+    data_problems skipped = {0};
     eval_results res = {0};
     eval_run runs[MAX_RUNS] = {{"none", NULL}};
     int rc = modes_model_load(o.dir, &m, &err);
@@ -218,13 +241,17 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (!rc) rc = data_load(o.bench, (int)o.limit, &d, &err);
+    const data_check_options check = {.with_answer = 1, .max_new = (int)o.max_new};
+    if (!rc) rc = cli_check_data("eval", m, &d, &check, o.skip_bad, "--skip-bad", &skipped, &err);
     if (!rc) rc = eval_bench(m, &d, runs, o.n_runs, (int)o.max_new, cli_progress, NULL, &res, &err);
     cli_progress_end();
     strbuf sb = {0};
     if (!rc) {
         json_runs(&sb, &o, &res, methods);
+        json_skipped(&sb, &skipped);
         if (o.json) printf("%s}\n", sb.data);
         else print_table(&o, &res);
+        if (!o.json && skipped.n) printf("\n%d unusable examples were left out (--skip-bad)\n", skipped.n);
     }
     if (!rc && o.out) {
         json_records(&sb, &d, &res);
@@ -234,6 +261,7 @@ int cmd_eval(int argc, char **argv) {
     if (!rc && o.plot) rc = write_plot(o.plot, &res, methods, &err);
     sb_free(&sb);
     eval_results_free(&res);
+    data_problems_free(&skipped);
     data_free(&d);
     for (int r = 0; r < o.n_runs; r++) modes_policy_free(pol[r]);
     modes_policy_free(alphas);

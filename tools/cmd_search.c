@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_check.h"
 #include "core/error.h"
 #include "core/sha256.h"
 #include "eval/data.h"
@@ -18,7 +19,9 @@ static const char *HELP =
     "  Finds (tau_text, tau_vision) with skip ratio >= RHO and the smallest KL on the calibration answers,\n"
     "  by the frontier search over a D x D grid (default 100; caps 0.71 and 0.60, the authors').\n"
     "  --exhaustive evaluates the whole grid; --frozen estimates the skip ratio from one unskipped pass and\n"
-    "  runs real passes only on the frontier. --policy supplies the alphas from modes calibrate.\n";
+    "  runs real passes only on the frontier. --policy supplies the alphas from modes calibrate.\n"
+    "  Before the first pass, -o must be writable and every example usable (its images decode, its\n"
+    "  prompt and answer fit the context); all unusable examples are listed at once, and nothing runs.\n";
 
 static int parse_method(const char *s, skip_method *m) {
     static const struct { const char *n; skip_method m; } t[] = {
@@ -66,6 +69,8 @@ int cmd_search(int argc, char **argv) {
     if (parse_method(method, &o.method)) return cli_usage("search", "--method must be modes, dmt, threshold, gmlg-threshold or naee");
     if ((o.method == SKIP_MODES || o.method == SKIP_THRESHOLD_GMLG) && !policy)
         return cli_usage("search", "--method %s needs --policy FILE with the alphas from modes calibrate", method);
+    const char *outputs[] = {out};
+    if (cli_check_outputs("search", outputs, 1)) return 1;
 
     modes_error err = {0};
     modes_model *m = NULL;
@@ -76,6 +81,8 @@ int cmd_search(int argc, char **argv) {
     int rc = modes_model_load(dir, &m, &err);
     if (!rc && policy) rc = modes_policy_load(m, policy, &alphas, &err);
     if (!rc) rc = data_load(data, (int)limit, &d, &err);
+    const data_check_options check = {.with_answer = 1};
+    if (!rc) rc = cli_check_data("search", m, &d, &check, 0, NULL, NULL, &err);
     if (!rc) rc = calib_session_open(m, &d, cli_progress, NULL, &s, &err);
     if (!rc) rc = tune_policy(&s, alphas, &o, &res, &err);
     cli_progress_end();

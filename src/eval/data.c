@@ -106,6 +106,15 @@ void data_free(data_set *d) {
     memset(d, 0, sizeof *d);
 }
 
+void data_drop(data_set *d, const unsigned char *drop) {
+    int kept = 0;
+    for (int i = 0; i < d->n; i++) {
+        if (drop[i]) example_free(&d->ex[i]);
+        else d->ex[kept++] = d->ex[i];
+    }
+    d->n = kept;
+}
+
 int data_load(const char *path, int limit, data_set *out, modes_error *err) {
     memset(out, 0, sizeof *out);
     char *text, *dir = path_dirname(path);
@@ -145,6 +154,7 @@ int data_load(const char *path, int limit, data_set *out, modes_error *err) {
         json_limits lim = {.max_bytes = 1 << 20, .max_depth = 8};
         data_example *ex = &out->ex[out->n];
         memset(ex, 0, sizeof *ex);
+        ex->line = line_no;
         rc = json_parse(line, ll, &lim, where, &doc, err);
         if (!rc) rc = parse_example(json_root(doc), dir, ex, where, err);
         out->n++; /* counted even on failure so data_free releases what was parsed */

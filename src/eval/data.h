@@ -16,6 +16,7 @@ typedef struct {
     char **choices;
     int n_choices;
     data_metric metric;
+    int line;           /* in the data file, for messages */
 } data_example;
 
 typedef struct {
@@ -32,6 +33,8 @@ typedef struct {
  * `limit` examples. */
 int data_load(const char *path, int limit, data_set *out, modes_error *err);
 void data_free(data_set *d);
+/* Frees the examples whose drop[i] is set and closes the gaps, keeping the others in order. */
+void data_drop(data_set *d, const unsigned char *drop);
 const char *data_metric_name(data_metric m);
 
 #endif

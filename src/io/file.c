@@ -147,6 +147,14 @@ int write_file_atomic(const char *path, const void *data, size_t len, modes_erro
     return atomic_commit(&af, err);
 }
 
+int path_check_writable(const char *path, modes_error *err) {
+    if (path_is_dir(path)) return modes_fail(err, MODES_E_INPUT, "%s: is a folder, not a file to write", path);
+    atomic_file af;
+    const int rc = atomic_open(&af, path, err);
+    if (!rc) atomic_abort(&af);
+    return rc;
+}
+
 char *path_join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
     char *p = malloc(a + b + 2);

@@ -31,6 +31,9 @@ int atomic_commit(atomic_file *af, modes_error *err);
 /* Removes the temporary; path is untouched. */
 void atomic_abort(atomic_file *af);
 int write_file_atomic(const char *path, const void *data, size_t len, modes_error *err);
+/* Whether an atomic write to path could succeed now: creates and removes the temporary the write
+ * would use, so long work can refuse an output it could not save before it starts. */
+int path_check_writable(const char *path, modes_error *err);
 
 /* Joins a folder and a file name into a new heap string. */
 char *path_join(const char *dir, const char *name);

@@ -1,0 +1,34 @@
+/* Checking a data set before long work (calibration, search, evaluation): every example's prompt is
+ * built as the work will build it (image files decoded and preprocessed, text tokenised, the answer
+ * appended) and measured against the model's context, and every example that cannot be used is
+ * recorded, not only the first, so a user fixes them all in one round instead of one per run. */
+#ifndef MODES_EVAL_DATA_CHECK_H
+#define MODES_EVAL_DATA_CHECK_H
+
+#include "eval/data.h"
+#include "skip/calibrate.h"
+
+typedef struct {
+    int index; /* into the data set as checked */
+    int line;  /* in the data file */
+    char *id;  /* the example's id, or NULL */
+    char *why; /* one line */
+} data_problem;
+
+typedef struct {
+    data_problem *items;
+    int n, cap;
+} data_problems;
+
+typedef struct {
+    int with_answer; /* teacher-forced work: prompt, answer and end of turn must fit the context */
+    int max_new;     /* generation: the prompt and this many new tokens must fit the context (0: none) */
+} data_check_options;
+
+/* Appends a problem for every unusable example of d to out (which starts zeroed). Returns nonzero
+ * only when the check itself fails (out of memory): bad examples are the answer, not an error. */
+int data_check(const modes_model *m, const data_set *d, const data_check_options *o, progress_fn progress, void *user,
+               data_problems *out, modes_error *err);
+void data_problems_free(data_problems *p);
+
+#endif
