@@ -4,8 +4,9 @@
 # tokenizer_config.json), a case file, images, a policy, data files, stdin of `tokenize`, and prompts.
 # Each hand-made bad file (truncated, lying sizes, wrong types, huge claims, deep nesting, NaN or inf
 # where a number belongs, text that is not UTF-8) must make the command exit 1 with exactly one line
-# on stderr that names the problem, and must leave any output file as it was: a good file stays
-# byte for byte, a missing one stays missing, and no temporary file is left beside it.
+# on stderr that names the problem (a data file's unusable examples are listed all at once, one line
+# each and then their count: $STDERR_LINES lines), and must leave any output file as it was: a good
+# file stays byte for byte, a missing one stays missing, and no temporary file is left beside it.
 set -u
 BIN=${MODES_BIN:-build/modes}
 . "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
@@ -33,7 +34,7 @@ expect_error() {
     local rc=$? lines why=""
     lines=$(wc -l <"$TMP/stderr")
     [ "$rc" -eq 1 ] || why="exit status $rc"
-    [ "$lines" -eq 1 ] || why="$why; $lines lines on stderr"
+    [ "$lines" -eq "${STDERR_LINES:-1}" ] || why="$why; $lines lines on stderr"
     grep -qF -- "$needle" "$TMP/stderr" || why="$why; message lacks '$needle'"
     if [ -n "$OUT" ]; then
         if [ "$had" -eq 1 ]; then
@@ -397,8 +398,8 @@ data_case "no examples" "
 "
 data_case "metric" "{$Q, \"metric\": \"fuzzy\"}"
 data_case "choices" "{$Q, \"metric\": \"choice\"}"
-data_case "missing.png" "{$Q, \"image\": \"missing.png\"}"                                   # names a file that is not there
-data_case "cut.png" "{$Q, \"image\": \"$TMP/img/cut.png\"}"                                   # a broken image
+STDERR_LINES=2 data_case "missing.png" "{$Q, \"image\": \"missing.png\"}"  # names a file that is not there
+STDERR_LINES=2 data_case "cut.png" "{$Q, \"image\": \"$TMP/img/cut.png\"}"  # a broken image
 policy good.json '"method": "modes", "alpha": {"text": [1, 2, 1], "vision": [1, 1, 1]}, "tau": 0.1'
 printf '{"image": "red_square.png", %s}\n{"question": "x"' "$Q" >"$TMP/bad_search.jsonl"
 good_out "$TMP/out/search.json"
