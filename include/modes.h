@@ -169,7 +169,8 @@ uint64_t modes_rng_seed(uint64_t seed);
 int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state);
 
 /* Evaluates the prompt, then generates up to max_new tokens (sampling s, NULL: greedy) until a stop
- * id, which is not included. Ids the tokenizer cannot print are never chosen. on_token, when set,
+ * id, which is not included. Ids the tokenizer cannot print and the vision placeholders (image and
+ * video pads, vision start and end: input only) are never chosen, greedy included. on_token, when set,
  * sees each new id as it is chosen (streaming). out holds max_new ids; *n_out gets the count.
  * Prefill and decode times in seconds go to the optional times[2]. */
 typedef void (*modes_token_fn)(void *user, int32_t id);

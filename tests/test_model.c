@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "models/model.h"
 #include "tensor/tensor.h"
+#include "text/tokenizer.h"
 
 static char tmp_root[] = "/tmp/modes-model-XXXXXX";
 
@@ -456,12 +457,57 @@ static void test_sampling(void) {
     }
 }
 
+/* The sampler never answers with a vision placeholder, even where it has the largest logit: greedy
+ * and at a temperature that makes every other id likely. ids: the placeholders of m to try. */
+static void check_placeholders_unsampled(const modes_model *m, const int32_t *ids, int n_ids, const char *what) {
+    const int V = modes_model_vocab(m);
+    float *base = malloc(sizeof(float) * V), *l = malloc(sizeof(float) * V);
+    for (int i = 0; i < V; i++) base[i] = 0;
+    base[5] = 10;
+    for (int k = 0; k < n_ids; k++) base[ids[k]] = 50 + k; /* far above id 5 */
+    memcpy(l, base, sizeof(float) * V);
+    CHECKF(model_sample(m, l, NULL, NULL) == 5, "%s: greedy chose a placeholder", what);
+    modes_sampling hot = {.temperature = 8, .top_p = 1, .seed = 2};
+    uint64_t st = modes_rng_seed(hot.seed);
+    int chosen = 0;
+    for (int i = 0; i < 3000; i++) {
+        memcpy(l, base, sizeof(float) * V);
+        const int32_t id = model_sample(m, l, &hot, &st);
+        for (int k = 0; k < n_ids; k++) chosen += id == ids[k];
+    }
+    CHECKF(chosen == 0, "%s: temperature 8 chose a placeholder %d times in 3000", what, chosen);
+    free(base);
+    free(l);
+}
+
+static void test_placeholders(void) {
+    modes_model *m = NULL;
+    modes_error err = {0};
+    char *d = tmp_dir("placeholders");
+    write_other_model(d, 0);
+    CHECKF(modes_model_load(d, &m, &err) == 0, "%s", err.msg);
+    free(d);
+    const int32_t other[] = {290, 291, 288, 289}; /* OTHER_CONFIG's image, video, start, end ids */
+    if (m) check_placeholders_unsampled(m, other, 4, "config ids");
+    modes_model_free(m);
+    /* The embedded model's tokenizer also names <|vision_pad|>, which no config key gives. */
+    CHECKF(modes_model_load(tests_path("../models/shapes-vqa"), &m, &err) == 0, "%s", err.msg);
+    if (!m) return;
+    const modes_tokenizer *tok = modes_model_tokenizer(m);
+    const int32_t ids[] = {m->cfg.image_token_id, m->cfg.video_token_id, m->cfg.vision_start_id, m->cfg.vision_end_id,
+                           tok_token_to_id(tok, "<|vision_pad|>")};
+    CHECK(ids[4] >= 0);
+    check_placeholders_unsampled(m, ids, 5, "shapes-vqa");
+    modes_model_free(m);
+}
+
 int main(void) {
     require_shared();
     if (!mkdtemp(tmp_root)) return 2;
     test_malformed();
     test_other_model();
     test_sampling();
+    test_placeholders();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);

@@ -18,8 +18,6 @@ int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const
                       modes_token_fn on_token, void *user, int32_t *out, int *n_out, double *times, modes_error *err) {
     const modes_model *m = c->model;
     const int V = m->cfg.text.vocab;
-    /* Embedding rows past the tokenizer's ids (padding to a round size) can never be printed. */
-    const int usable = m->tok && (int)tok_vocab_size(m->tok) < V ? (int)tok_vocab_size(m->tok) : V;
     float *logits = malloc((size_t)V * sizeof *logits);
     if (!logits) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     uint64_t rng = modes_rng_seed(s ? s->seed : 0);
@@ -29,7 +27,7 @@ int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const
     if (times) times[0] = now_s() - t0;
     t0 = now_s();
     while (!rc && *n_out < max_new) {
-        const int32_t next = modes_sample(logits, usable, s, &rng);
+        const int32_t next = model_sample(m, logits, s, &rng);
         if (modes_model_is_stop(m, next)) break;
         out[(*n_out)++] = next;
         if (on_token) on_token(user, next);

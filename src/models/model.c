@@ -38,6 +38,25 @@ static int classify_tokens(modes_model *m, modes_error *err) {
     return 0;
 }
 
+static void add_placeholder(modes_model *m, int32_t id) {
+    if (id < 0 || id >= m->cfg.text.vocab) return;
+    for (int i = 0; i < m->n_placeholders; i++)
+        if (m->placeholders[i] == id) return;
+    if (m->n_placeholders < (int)(sizeof m->placeholders / sizeof *m->placeholders)) m->placeholders[m->n_placeholders++] = id;
+}
+
+void model_find_placeholders(modes_model *m) {
+    /* The tokenizer names <|vision_pad|>, which the config does not; the others are in both. */
+    static const char *const names[] = {"<|image_pad|>", "<|video_pad|>", "<|vision_pad|>", "<|vision_start|>",
+                                        "<|vision_end|>"};
+    m->n_placeholders = 0;
+    add_placeholder(m, m->cfg.image_token_id);
+    add_placeholder(m, m->cfg.video_token_id);
+    add_placeholder(m, m->cfg.vision_start_id);
+    add_placeholder(m, m->cfg.vision_end_id);
+    for (size_t i = 0; m->tok && i < sizeof names / sizeof *names; i++) add_placeholder(m, tok_token_to_id(m->tok, names[i]));
+}
+
 static int load_tokenizer(modes_model *m, modes_error *err) {
     char *path = path_join(m->dir, "tokenizer.json");
     if (!path) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
@@ -69,6 +88,7 @@ int modes_model_load(const char *dir, modes_model **out, modes_error *err) {
     }
     if (!rc) rc = load_tokenizer(m, err);
     if (!rc) rc = classify_tokens(m, err);
+    if (!rc) model_find_placeholders(m);
     if (rc) {
         modes_model_free(m);
         return rc;

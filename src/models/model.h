@@ -35,6 +35,8 @@ struct modes_model {
     qwen3_vit vit;
     preproc_config preproc;     /* preprocessor_config.json, or the Qwen3-VL defaults */
     uint8_t *token_class;       /* [vocab] MODES_TOKEN_* */
+    int32_t placeholders[8];    /* image/video pads and vision markers: input only, never sampled */
+    int n_placeholders;
     void **owned;               /* buffers made at load (converted or transposed tensors) */
     size_t n_owned, cap_owned;
 };
@@ -120,6 +122,13 @@ int bind_vector(modes_model *m, const char *name, int n, float **out, modes_erro
  * hold (*n_blocks), shared round-robin by the layers. */
 int model_synthetic(const char *name, int layers, size_t expert_budget, uint64_t seed, modes_model **out, int *n_blocks,
                     modes_error *err);
+
+/* Finds the placeholder ids (m->placeholders) from the config and the tokenizer's names for them. */
+void model_find_placeholders(modes_model *m);
+/* modes_sample over the ids the model may answer with: never a vision placeholder (a sampled image
+ * pad would need an image) nor an embedding row past the tokenizer's ids (padding, not printable),
+ * greedy included. logits holds the model's vocab and is modified. */
+int32_t model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state);
 
 /* Remembers a buffer the model frees with itself; frees p and fails when it cannot. */
 int model_own(modes_model *m, void *p, modes_error *err);

@@ -2,7 +2,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "modes.h"
+#include "models/model.h"
+#include "text/tokenizer.h"
 
 uint64_t modes_rng_seed(uint64_t seed) { /* splitmix64, so nearby seeds give unrelated streams */
     uint64_t z = seed + 0x9e3779b97f4a7c15ull;
@@ -66,4 +67,11 @@ int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t
     }
     free(c);
     return id;
+}
+
+int32_t model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state) {
+    const int V = m->cfg.text.vocab;
+    const int usable = m->tok && (int)tok_vocab_size(m->tok) < V ? (int)tok_vocab_size(m->tok) : V;
+    for (int i = 0; i < m->n_placeholders; i++) logits[m->placeholders[i]] = -INFINITY;
+    return modes_sample(logits, usable, s, state);
 }

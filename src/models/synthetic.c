@@ -135,6 +135,7 @@ int model_synthetic(const char *name, int layers, size_t expert_budget, uint64_t
     if (!rc) {
         m->token_class[m->cfg.image_token_id] = MODES_TOKEN_VISION;
         for (int id = 151643; id <= 151654; id++) m->token_class[id] = MODES_TOKEN_SPECIAL;
+        model_find_placeholders(m);
         rc = make_matrix(m, c->vocab, c->hidden, &r, &m->embed, err);
     }
     if (!rc) rc = make_matrix(m, c->vocab, c->hidden, &r, &m->lm_head, err);
