@@ -407,6 +407,24 @@ static void expect_load_error(const char *path, const char *label, const char *n
     tok_free(tok);
 }
 
+/* A byte-level vocabulary without the token of byte 'q', with "<unk>" = 256 as unk_token or not. */
+static const char *without_q(const char *name, int with_unk) {
+    strbuf sb = {0};
+    sb_puts(&sb, "{\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {");
+    for (unsigned b = 0; b < 256; b++) {
+        char ch[3];
+        gpt2_char(b, ch);
+        if (b == 'q') continue;
+        sb_json_string(&sb, ch, strlen(ch));
+        sb_printf(&sb, ": %u, ", b);
+    }
+    sb_printf(&sb, "\"<unk>\": 256}%s}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"ByteLevel\"}}",
+              with_unk ? ", \"unk_token\": \"<unk>\"" : "");
+    const char *p = write_fixture(name, sb.data);
+    sb_free(&sb);
+    return p;
+}
+
 static void test_malformed(void) {
     const char *bl = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}";
     const char *good = make_tokenizer("good.json", "", "", "", "null", bl);
@@ -438,6 +456,25 @@ static void test_malformed(void) {
     expect_load_error(make_tokenizer("badid.json", "\"zz\": -3", "", "", "null", bl), "negative id", "id");
     expect_load_error(make_tokenizer("badadded.json", "", "", "{\"id\": 5, \"content\": \"\"}", "null", bl),
                       "empty added token", "content");
+    /* Tokenizers that could not encode arbitrary text: refused at load, not encoding to nothing. */
+    expect_load_error(write_fixture("emptyvocab.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}, "
+                                                       "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"ByteLevel\"}, \"added_tokens\": "
+                                                       "[{\"id\": 0, \"content\": \"<s>\", \"special\": true}]}"),
+                      "empty vocabulary with added tokens", "model.vocab is empty");
+    expect_load_error(write_fixture("nobytes.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"hello\": 0, \"world\": 1}, "
+                                                    "\"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"ByteLevel\"}}"),
+                      "no byte-level tokens", "256 bytes (byte 0x00 first)");
+    /* One byte missing is enough; an unk_token to stand for it makes the tokenizer usable again. */
+    expect_load_error(without_q("noq.json", 0), "one byte missing", "1 of the 256 bytes (byte 0x71 first)");
+    modes_tokenizer *ut = NULL;
+    CHECKF(tok_load(without_q("noq_unk.json", 1), &ut, &err) == 0, "a missing byte with an unk_token: %s", err.msg);
+    if (ut) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK(tok_encode(ut, "q", 1, &ids, &n, &err) == 0 && n >= 1 && ids[n - 1] == 256); /* after a prefix space */
+        free(ids);
+        tok_free(ut);
+    }
     expect_load_error(write_fixture("array.json", "[1, 2]"), "not an object", NULL);
     expect_load_error(write_fixture("empty.json", ""), "empty file", NULL);
     /* Over the size limit: refused before reading (the file is sparse, so this costs nothing). */

@@ -66,7 +66,8 @@ static int load_tokenizer(modes_model *m, modes_error *err) {
     return rc;
 }
 
-int modes_model_load(const char *dir, modes_model **out, modes_error *err) {
+/* One loading path for running and for checking, so both accept and refuse exactly the same folders. */
+static int model_load(const char *dir, int check_only, modes_model **out, modes_error *err) {
     *out = NULL;
     if (!path_is_dir(dir)) return modes_fail(err, MODES_E_INPUT, "%s: not a model folder", dir);
     modes_model *m = calloc(1, sizeof *m);
@@ -74,6 +75,7 @@ int modes_model_load(const char *dir, modes_model **out, modes_error *err) {
         free(m);
         return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     }
+    m->check_only = check_only;
     int rc = config_load(dir, &m->cfg, err);
     if (!rc) rc = st_open(dir, &m->weights, err);
     if (!rc) rc = qwen3vl_bind_weights(m, err);
@@ -96,6 +98,9 @@ int modes_model_load(const char *dir, modes_model **out, modes_error *err) {
     *out = m;
     return 0;
 }
+
+int modes_model_load(const char *dir, modes_model **out, modes_error *err) { return model_load(dir, 0, out, err); }
+int model_check(const char *dir, modes_model **out, modes_error *err) { return model_load(dir, 1, out, err); }
 
 void modes_model_free(modes_model *m) {
     if (!m) return;

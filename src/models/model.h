@@ -38,6 +38,8 @@ struct modes_model {
     int32_t placeholders[8];    /* image/video pads and vision markers: input only, never sampled */
     int n_placeholders;
     void **owned;               /* buffers made at load (converted or transposed tensors) */
+    int check_only;             /* model_check: tensors validated and bound as views, nothing copied or
+                                   transposed; such a model is only read, never run */
     size_t n_owned, cap_owned;
 };
 
@@ -104,6 +106,12 @@ int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const
                       modes_token_fn on_token, void *user, int32_t *out, int *n_out, double *times, modes_error *err);
 /* model_prepare over a prompt's ids and images (prompt.c). */
 int prompt_prepare(modes_ctx *c, const modes_prompt *p, prepared_input *out, modes_error *err);
+
+/* Loads dir as modes_model_load does, with every check it makes (config, each tensor's presence,
+ * dtype and shape, vision and preprocessor settings, tokenizer) and the same messages, but without
+ * the expensive work (expert transposes, copies of misaligned tensors): for `modes inspect`. The
+ * model's cfg, weights and tok may be read; it must not be run. Free with modes_model_free. */
+int model_check(const char *dir, modes_model **out, modes_error *err);
 
 /* Binds and validates every tensor of the checkpoint against the config. */
 int qwen3vl_bind_weights(modes_model *m, modes_error *err);

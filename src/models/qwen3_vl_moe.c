@@ -52,7 +52,7 @@ static int bind_fused_experts(modes_model *m, const char *pfx, moe_layer *moe, m
     if ((rc = find_tensor(m, dname, 3, released ? released_dn : v5_dn, &td, err))) return rc;
     const modes_dtype dg = weight_dtype(t), dd = weight_dtype(td);
     const void *gdata, *ddata;
-    if (released) {
+    if (released && !m->check_only) {
         if ((rc = transpose_experts(m, t, dg, &gdata, err)) || (rc = transpose_experts(m, td, dd, &ddata, err))) return rc;
     } else if ((rc = tensor_data(m, t, &gdata, err)) || (rc = tensor_data(m, td, &ddata, err))) {
         return rc;

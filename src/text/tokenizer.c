@@ -695,6 +695,7 @@ static int load_model(loader *L, const json_node *root) {
     if (added && added->type != JSON_NULL && added->type != JSON_ARRAY)
         return modes_fail(L->err, MODES_E_INPUT, "%s: added_tokens is not an array", L->what);
     if (added && added->type == JSON_NULL) added = NULL;
+    if (vocab->n == 0) return modes_fail(L->err, MODES_E_INPUT, "%s: model.vocab is empty, so no text can be encoded", L->what);
     if (max_id(L, vocab, added, &t->n_ent)) return MODES_E_INPUT;
     if (t->n_ent == 0) return modes_fail(L->err, MODES_E_INPUT, "%s: the vocabulary is empty", L->what);
     t->ent = calloc(t->n_ent, sizeof *t->ent);
@@ -843,6 +844,19 @@ static void finish_tables(modes_tokenizer *t) {
     }
 }
 
+/* Byte-level BPE starts every text from one symbol per byte: a byte the vocabulary lacks would be
+ * dropped from the ids without a word (or become unk_token, when there is one). */
+static int check_byte_coverage(const modes_tokenizer *t, modes_error *err) {
+    int missing = 0, first = -1;
+    for (int b = 0; b < 256; b++)
+        if (t->byte_id[b] < 0 && missing++ == 0) first = b;
+    if (!missing || t->unk_id >= 0) return 0;
+    return modes_fail(err, MODES_E_INPUT,
+                      "%s: model.vocab lacks the byte-level tokens of %d of the 256 bytes (byte 0x%02x first) and has no "
+                      "unk_token, so text holding them cannot be encoded",
+                      t->path, missing, first);
+}
+
 static int parse_json_file(const char *path, json_doc **doc, modes_error *err) {
     char *text;
     size_t len;
@@ -948,7 +962,8 @@ int tok_load(const char *path, modes_tokenizer **out, modes_error *err) {
     json_free(doc);
     if (!rc) {
         finish_tables(t);
-        rc = load_config(t, dir, err);
+        rc = check_byte_coverage(t, err);
+        if (!rc) rc = load_config(t, dir, err);
     }
     free(dir);
     if (rc) {
