@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Without the reference data (../shared, or $MODES_SHARED), every test that reads it says where it
 # looked and fails cleanly: exit 1, no crash, no silent exit. The tests are found by what they use
-# (shared_path in C, lib/shared.sh in shell), so a new one is covered too.
+# (shared_path in C, MODES_SHARED in fuzz targets, lib/shared.sh in shell), so a new one is covered too.
 set -u
 tests=${MODES_TESTS:-tests}
 build=${MODES_BUILD:-build}
@@ -27,6 +27,13 @@ n=0
 for src in $(grep -l 'shared_path(' "$tests"/test_*.c); do
     name=$(basename "$src" .c)
     expect_clean_failure "$name" "$build/tests/$name"
+    n=$((n + 1))
+done
+# Fuzz targets replay their seeds as tests; those that read shared/ fail the same way.
+for src in $(grep -l 'MODES_SHARED' "$tests"/fuzz/fuzz_*.c); do
+    name=$(basename "$src" .c)
+    seed=$(find "$tests/fuzz/corpus/${name#fuzz_}" -type f | head -n 1)
+    expect_clean_failure "$name" "$build/fuzz/$name" "$seed"
     n=$((n + 1))
 done
 for script in $(grep -l 'lib/shared.sh' "$tests"/cli/*.sh); do
