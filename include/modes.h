@@ -4,7 +4,12 @@
  * the caller's modes_error (which may be NULL) with one line naming the file, tensor or value at
  * fault. The library never prints and never exits, and keeps no global state: everything lives in
  * a modes_model (read-only weights, shareable) or a modes_ctx (KV cache and scratch, one per
- * conversation). Every _load/_new has a matching _free, which accepts NULL. */
+ * conversation). Every _load/_new has a matching _free, which accepts NULL.
+ *
+ * NULL arguments: a function with a modes_error refuses a NULL pointer it needs with MODES_E_INPUT
+ * and a message naming the function and the argument ("modes_eval: ids is NULL"). One without a
+ * modes_error does nothing for a NULL object and returns what its comment calls the empty answer
+ * (NULL, -1 or 0). Pointers documented as optional ("may be NULL") are never refused. */
 #ifndef MODES_H
 #define MODES_H
 
@@ -13,6 +18,12 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Only what this header declares is exported from the shared library, which is built with
+ * -fvisibility=hidden; every declaration below sits between this push and its pop. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
 #endif
 
 #define MODES_VERSION "0.1.0"
@@ -41,10 +52,48 @@ enum { MODES_TOKEN_TEXT = 0, MODES_TOKEN_VISION = 1, MODES_TOKEN_SPECIAL = 2 };
  * validated against the config before the call returns. */
 int modes_model_load(const char *dir, modes_model **out, modes_error *err);
 void modes_model_free(modes_model *m);
-const modes_tokenizer *modes_model_tokenizer(const modes_model *m); /* NULL if the folder has none */
-int modes_model_vocab(const modes_model *m);
-int modes_model_is_stop(const modes_model *m, int32_t id);          /* an end-of-turn / end id */
-int modes_model_token_class(const modes_model *m, int32_t id);      /* MODES_TOKEN_* */
+/* The model's tokenizer, owned by the model (do not free it): NULL if the folder has none or m is NULL. */
+const modes_tokenizer *modes_model_tokenizer(const modes_model *m);
+int modes_model_vocab(const modes_model *m);                   /* rows of the embedding; -1 for NULL */
+int modes_model_is_stop(const modes_model *m, int32_t id);     /* an end-of-turn / end id; 0 for NULL */
+int modes_model_token_class(const modes_model *m, int32_t id); /* MODES_TOKEN_*; -1 for NULL */
+
+/* ---- Text ----------------------------------------------------------------------------------- */
+
+/* A tokenizer on its own, without the weights: path is a tokenizer.json or a folder holding one
+ * (tokenizer_config.json beside it is read too). Free with modes_tokenizer_free. A loaded model
+ * has its own: modes_model_tokenizer. A tokenizer is immutable; threads may share it. */
+int modes_tokenizer_load(const char *path, modes_tokenizer **out, modes_error *err);
+void modes_tokenizer_free(modes_tokenizer *t);
+/* Largest id plus one; -1 for NULL. */
+int modes_tokenizer_vocab(const modes_tokenizer *t);
+
+/* Text (len bytes of UTF-8; invalid UTF-8 is refused) to ids, as the Hugging Face tokenizer does;
+ * nothing is added before or after. parse_special: 1 turns special tokens written in the text
+ * ("<|im_start|>") into their ids, as a chat template needs; 0 encodes them as plain text, for
+ * untrusted user text. *ids is a new array (free() it; never NULL on success) of *n ids. */
+int modes_tokenize(const modes_tokenizer *t, const char *text, size_t len, int parse_special, int32_t **ids, int *n,
+                   modes_error *err);
+/* Ids to text: *text is a new NUL-terminated UTF-8 string (free() it) of *len bytes (len may be
+ * NULL). Bytes that do not form valid UTF-8 become U+FFFD. skip_special drops special tokens. */
+int modes_detokenize(const modes_tokenizer *t, const int32_t *ids, int n, int skip_special, char **text, size_t *len,
+                     modes_error *err);
+/* The raw bytes one id stands for (a piece of UTF-8 that may end or begin inside a character),
+ * valid as long as the tokenizer; *len gets their count. An id with no entry gives "" and 0; an
+ * id out of range is MODES_E_INPUT. To print a stream of ids, use modes_detok_stream. */
+int modes_token_to_piece(const modes_tokenizer *t, int32_t id, const char **piece, size_t *len, modes_error *err);
+
+/* Streaming detokenizer, for printing ids as modes_generate chooses them: a character whose
+ * bytes are split across ids comes out whole once its last byte arrives, so everything push and
+ * finish give, concatenated, equals modes_detokenize of all the ids. */
+typedef struct modes_detok_stream modes_detok_stream;
+int modes_detok_stream_new(const modes_tokenizer *t, int skip_special, modes_detok_stream **out, modes_error *err);
+/* Takes one id; *text gets the text it completes (NUL-terminated, possibly "", valid until the next
+ * call on s) and *len its length (len may be NULL). */
+int modes_detok_stream_push(modes_detok_stream *s, int32_t id, const char **text, size_t *len, modes_error *err);
+/* Ends the stream: *text gets what is left (U+FFFD for a character cut short), and s starts over. */
+int modes_detok_stream_finish(modes_detok_stream *s, const char **text, size_t *len, modes_error *err);
+void modes_detok_stream_free(modes_detok_stream *s);
 
 /* ---- Context -------------------------------------------------------------------------------- */
 
@@ -56,7 +105,7 @@ typedef struct {
 int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **out, modes_error *err);
 void modes_ctx_free(modes_ctx *c);
 void modes_ctx_reset(modes_ctx *c);          /* forget the conversation, keep the memory */
-int modes_ctx_n_past(const modes_ctx *c);
+int modes_ctx_n_past(const modes_ctx *c);  /* tokens in the KV cache; -1 for NULL */
 
 /* Observes intermediate values of a forward pass (golden-file tests, `modes forward`). name is a
  * reference tap name such as "text.layer0.moe_out"; shape has ndim entries; data is fp32 or, when
@@ -84,7 +133,7 @@ int modes_eval_images(modes_ctx *c, const int32_t *ids, int n, const modes_image
  * reference processor does; img->pixels is owned by the caller: free with modes_image_free. */
 int modes_image_load(const modes_model *m, const char *path, modes_image *img, modes_error *err);
 void modes_image_free(modes_image *img);
-/* Number of image tokens an image of this grid expands to, or -1 for an impossible grid. */
+/* Number of image tokens an image of this grid expands to, or -1 for an impossible grid (or NULL). */
 int modes_image_tokens(const modes_model *m, const modes_image *img);
 
 /* ---- Prompts ------------------------------------------------------------------------------- */
@@ -98,7 +147,7 @@ typedef struct modes_prompt modes_prompt;
 int modes_prompt_new(const modes_model *m, const char *system, const char *text, const char *const *image_paths,
                      int n_images, const char *answer, modes_prompt **out, modes_error *err);
 void modes_prompt_free(modes_prompt *p);
-const int32_t *modes_prompt_ids(const modes_prompt *p, int *n);
+const int32_t *modes_prompt_ids(const modes_prompt *p, int *n); /* n may be NULL; NULL for a NULL p */
 /* The prompt's preprocessed images, in order (owned by the prompt). */
 const modes_image *modes_prompt_images(const modes_prompt *p, int *n);
 /* Multi-turn use of one context. modes_generate stops at the end-of-turn id without putting it in
@@ -112,7 +161,7 @@ const modes_image *modes_prompt_images(const modes_prompt *p, int *n);
  * follow-up. When the context is full (modes_ctx_n_past near n_ctx), modes_ctx_reset starts over. */
 int modes_prompt_followup(const modes_model *m, const char *text, const char *const *image_paths, int n_images,
                           modes_prompt **out, modes_error *err);
-/* Index of the first answer token (== the prompt length without the answer). */
+/* Index of the first answer token (== the prompt length without the answer); -1 for NULL. */
 int modes_prompt_answer_start(const modes_prompt *p);
 /* modes_eval_images over the whole prompt. */
 int modes_eval_prompt(modes_ctx *c, const modes_prompt *p, float *logits, int n_logits, modes_error *err);
@@ -149,10 +198,14 @@ typedef struct {
     uint64_t expert_activations;    /* (layer, expert) pairs run, summed over steps */
 } modes_stats;
 
-const modes_stats *modes_ctx_stats(const modes_ctx *c);
+const modes_stats *modes_ctx_stats(const modes_ctx *c); /* NULL for NULL */
 void modes_ctx_reset_stats(modes_ctx *c);
-/* skipped / slots over a set of counts. */
+/* skipped / slots over a set of counts; 0 when there are none (or counts is NULL). */
 double modes_skip_ratio(const modes_skip_count *counts, int n);
+/* The context's skip ratio since it was made or its stats were reset: routed (token, slot) pairs
+ * skipped / all of them, prefill and decode together, over tokens of token_class (MODES_TOKEN_*)
+ * or of every class for -1. 0 before any routing; -1 for a NULL c or an unknown class. */
+double modes_ctx_skip_ratio(const modes_ctx *c, int token_class);
 
 /* ---- Sampling ------------------------------------------------------------------------------- */
 
@@ -164,7 +217,8 @@ typedef struct {
 } modes_sampling;
 
 /* Picks a token from logits (modified in place). state is the caller's RNG state, seeded from
- * modes_sampling.seed with modes_rng_seed, so runs are reproducible and threads independent. */
+ * modes_sampling.seed with modes_rng_seed, so runs are reproducible and threads independent. s NULL
+ * is greedy (state may then be NULL); -1 for NULL logits, or a NULL state when sampling. */
 uint64_t modes_rng_seed(uint64_t seed);
 int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state);
 
@@ -177,6 +231,24 @@ typedef void (*modes_token_fn)(void *user, int32_t id);
 int modes_generate(modes_ctx *c, const modes_prompt *p, int max_new, const modes_sampling *s, modes_token_fn on_token,
                    void *user, int32_t *out, int *n_out, double *times, modes_error *err);
 
+/* ---- Several turns in one context -----------------------------------------------------------
+ *
+ * Every evaluation appends to the context's KV cache and continues its positions, so a
+ * conversation goes on without evaluating its past again. The simple way is modes_prompt_new for
+ * the first turn and modes_prompt_followup for each next one, each run with modes_generate (see
+ * modes_prompt_followup). A program with its own decoding loop can append a turn by hand instead:
+ * modes_tokenize the follow-up's text with parse_special 1 (for Qwen3-VL's ChatML
+ * "<|im_end|>\n<|im_start|>user\nAnd its shape?<|im_end|>\n<|im_start|>assistant\n"; what the
+ * user typed is better tokenized apart with parse_special 0 and spliced in, so a typed
+ * "<|im_end|>" stays text), put first the last answer id if it was never evaluated (an answer cut
+ * off by max_new), modes_eval the ids with logits for the last one, then repeat: modes_sample an
+ * id, stop at modes_model_is_stop, else show it (modes_detok_stream_push) and modes_eval it alone.
+ * modes_ctx_n_past says how much of the context is used (modes_eval refuses ids that do not fit);
+ * modes_ctx_reset starts a new conversation in the same memory. */
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

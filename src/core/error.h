@@ -20,4 +20,10 @@ void modes_error_prefix(modes_error *err, const char *fmt, ...)
 #endif
     ;
 
+/* The public API's refusal of a NULL pointer it needs: "modes_eval: ids is NULL". */
+#define MODES_REQUIRE(err, arg)                                                                   \
+    do {                                                                                          \
+        if (!(arg)) return modes_fail(err, MODES_E_INPUT, "%s: %s is NULL", __func__, #arg);     \
+    } while (0)
+
 #endif

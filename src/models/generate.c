@@ -40,8 +40,12 @@ int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const
 
 int modes_generate(modes_ctx *c, const modes_prompt *p, int max_new, const modes_sampling *s, modes_token_fn on_token,
                    void *user, int32_t *out, int *n_out, double *times, modes_error *err) {
-    prepared_input in;
+    MODES_REQUIRE(err, n_out);
     *n_out = 0;
+    MODES_REQUIRE(err, c);
+    MODES_REQUIRE(err, p);
+    if (max_new > 0) MODES_REQUIRE(err, out);
+    prepared_input in;
     int rc = prompt_prepare(c, p, &in, err);
     if (rc) return rc;
     rc = generate_prepared(c, &in, max_new, s, on_token, user, out, n_out, times, err);

@@ -99,7 +99,12 @@ static int model_load(const char *dir, int check_only, modes_model **out, modes_
     return 0;
 }
 
-int modes_model_load(const char *dir, modes_model **out, modes_error *err) { return model_load(dir, 0, out, err); }
+int modes_model_load(const char *dir, modes_model **out, modes_error *err) {
+    MODES_REQUIRE(err, out);
+    *out = NULL;
+    MODES_REQUIRE(err, dir);
+    return model_load(dir, 0, out, err);
+}
 int model_check(const char *dir, modes_model **out, modes_error *err) { return model_load(dir, 1, out, err); }
 
 void modes_model_free(modes_model *m) {
@@ -116,16 +121,18 @@ void modes_model_free(modes_model *m) {
     free(m);
 }
 
-const modes_tokenizer *modes_model_tokenizer(const modes_model *m) { return m->tok; }
-int modes_model_vocab(const modes_model *m) { return m->cfg.text.vocab; }
+const modes_tokenizer *modes_model_tokenizer(const modes_model *m) { return m ? m->tok : NULL; }
+int modes_model_vocab(const modes_model *m) { return m ? m->cfg.text.vocab : -1; }
 
 int modes_model_is_stop(const modes_model *m, int32_t id) {
+    if (!m) return 0;
     for (int i = 0; i < m->cfg.n_eos; i++)
         if (m->cfg.eos[i] == id) return 1;
     return 0;
 }
 
 int modes_model_token_class(const modes_model *m, int32_t id) {
+    if (!m) return -1;
     return id >= 0 && id < m->cfg.text.vocab ? m->token_class[id] : MODES_TOKEN_TEXT;
 }
 
@@ -170,7 +177,9 @@ void ctx_sequence_swap(modes_ctx *c, ctx_sequence *s) {
 }
 
 int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **out, modes_error *err) {
+    MODES_REQUIRE(err, out);
     *out = NULL;
+    MODES_REQUIRE(err, m);
     int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : 4096;
     if (n_ctx > m->cfg.text.max_position) n_ctx = m->cfg.text.max_position;
     modes_ctx *x = calloc(1, sizeof *x);
@@ -202,17 +211,26 @@ void modes_ctx_free(modes_ctx *c) {
 }
 
 void modes_ctx_reset(modes_ctx *c) {
+    if (!c) return;
     c->n_past = 0;
     c->rope_delta = 0;
 }
 
-int modes_ctx_n_past(const modes_ctx *c) { return c->n_past; }
+int modes_ctx_n_past(const modes_ctx *c) { return c ? c->n_past : -1; }
 
-void modes_ctx_set_policy(modes_ctx *c, const modes_policy *p) { c->policy = p; }
-const modes_stats *modes_ctx_stats(const modes_ctx *c) { return &c->stats; }
-void modes_ctx_reset_stats(modes_ctx *c) { skip_stats_clear(&c->stats); }
+void modes_ctx_set_policy(modes_ctx *c, const modes_policy *p) {
+    if (c) c->policy = p;
+}
+const modes_stats *modes_ctx_stats(const modes_ctx *c) { return c ? &c->stats : NULL; }
+void modes_ctx_reset_stats(modes_ctx *c) {
+    if (c) skip_stats_clear(&c->stats);
+}
 
 int modes_policy_load(const modes_model *m, const char *path, modes_policy **out, modes_error *err) {
+    MODES_REQUIRE(err, out);
+    *out = NULL;
+    MODES_REQUIRE(err, m);
+    MODES_REQUIRE(err, path);
     char hex[65];
     sha256_hex(m->cfg.sha256, hex);
     return policy_load(path, m->n_moe_layers, hex, out, err);
@@ -220,10 +238,15 @@ int modes_policy_load(const modes_model *m, const char *path, modes_policy **out
 
 int modes_policy_from_spec(const modes_model *m, const char *spec, const modes_policy *alphas, modes_policy **out,
                            modes_error *err) {
+    MODES_REQUIRE(err, out);
+    *out = NULL;
+    MODES_REQUIRE(err, m);
+    MODES_REQUIRE(err, spec);
     return policy_from_spec(spec, alphas, m->n_moe_layers, out, err);
 }
 
 void modes_ctx_set_tap(modes_ctx *c, modes_tap_fn fn, void *user) {
+    if (!c) return;
     c->tap = fn;
     c->tap_user = user;
 }
@@ -271,10 +294,13 @@ static int count_image_tokens(const modes_model *m, const int32_t *ids, int n) {
 }
 
 int modes_eval(modes_ctx *c, const int32_t *ids, int n, float *logits, int n_logits, modes_error *err) {
+    MODES_REQUIRE(err, c);
+    MODES_REQUIRE(err, ids);
     return modes_eval_images(c, ids, n, NULL, 0, logits, n_logits, err);
 }
 
 int modes_image_tokens(const modes_model *m, const modes_image *img) {
+    if (!m || !img) return -1;
     const int mg = m->cfg.vision.merge;
     if (!m->has_vision || img->grid_t < 1 || img->grid_h < 1 || img->grid_w < 1 || img->grid_h % mg ||
         img->grid_w % mg || (int64_t)img->grid_t * img->grid_h * img->grid_w > (1 << 24))
@@ -377,6 +403,12 @@ int model_run_prepared(modes_ctx *c, const prepared_input *in, int start_layer, 
 
 int modes_eval_images(modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images, float *logits,
                       int n_logits, modes_error *err) {
+    MODES_REQUIRE(err, c);
+    MODES_REQUIRE(err, ids);
+    if (n_logits > 0) MODES_REQUIRE(err, logits);
+    if (n_images > 0) MODES_REQUIRE(err, images);
+    for (int i = 0; i < n_images; i++)
+        if (!images[i].pixels) return modes_fail(err, MODES_E_INPUT, "%s: images[%d].pixels is NULL", __func__, i);
     int rc = check_ids(c, ids, n, n_logits, err);
     if (rc) return rc;
     prepared_input in;

@@ -26,18 +26,20 @@ void modes_prompt_free(modes_prompt *p) {
 }
 
 const int32_t *modes_prompt_ids(const modes_prompt *p, int *n) {
-    *n = p->n;
-    return p->ids;
+    if (n) *n = p ? p->n : 0;
+    return p ? p->ids : NULL;
 }
 
 const modes_image *modes_prompt_images(const modes_prompt *p, int *n) {
-    *n = p->n_images;
-    return p->images;
+    if (n) *n = p ? p->n_images : 0;
+    return p ? p->images : NULL;
 }
 
-int modes_prompt_answer_start(const modes_prompt *p) { return p->answer_start; }
+int modes_prompt_answer_start(const modes_prompt *p) { return p ? p->answer_start : -1; }
 
 int modes_eval_prompt(modes_ctx *c, const modes_prompt *p, float *logits, int n_logits, modes_error *err) {
+    MODES_REQUIRE(err, c);
+    MODES_REQUIRE(err, p);
     return modes_eval_images(c, p->ids, p->n, p->images, p->n_images, logits, n_logits, err);
 }
 
@@ -59,7 +61,10 @@ static int preprocess_file(const modes_model *m, const char *path, pixel_patches
 }
 
 int modes_image_load(const modes_model *m, const char *path, modes_image *img, modes_error *err) {
+    MODES_REQUIRE(err, img);
     memset(img, 0, sizeof *img);
+    MODES_REQUIRE(err, m);
+    MODES_REQUIRE(err, path);
     pixel_patches pp;
     int rc = preprocess_file(m, path, &pp, err);
     if (rc) return rc;
@@ -68,6 +73,7 @@ int modes_image_load(const modes_model *m, const char *path, modes_image *img, m
 }
 
 void modes_image_free(modes_image *img) {
+    if (!img) return;
     free((void *)img->pixels);
     img->pixels = NULL;
 }
@@ -211,12 +217,29 @@ static int build_prompt(const modes_model *m, const char *system, const char *te
     return 0;
 }
 
+/* The public prompt builders' refusal of NULL arguments, naming the function fn. */
+static int check_prompt_args(const char *fn, const modes_model *m, const char *text, const char *const *image_paths,
+                             int n_images, modes_prompt **out, modes_error *err) {
+    if (!out) return modes_fail(err, MODES_E_INPUT, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!m) return modes_fail(err, MODES_E_INPUT, "%s: m is NULL", fn);
+    if (!text) return modes_fail(err, MODES_E_INPUT, "%s: text is NULL", fn);
+    if (n_images > 0 && !image_paths) return modes_fail(err, MODES_E_INPUT, "%s: image_paths is NULL", fn);
+    for (int i = 0; i < n_images && i < 256; i++)
+        if (!image_paths[i]) return modes_fail(err, MODES_E_INPUT, "%s: image_paths[%d] is NULL", fn, i);
+    return 0;
+}
+
 int modes_prompt_new(const modes_model *m, const char *system, const char *text, const char *const *image_paths,
                      int n_images, const char *answer, modes_prompt **out, modes_error *err) {
+    const int rc = check_prompt_args(__func__, m, text, image_paths, n_images, out, err);
+    if (rc) return rc;
     return build_prompt(m, system, text, image_paths, n_images, answer, 0, out, err);
 }
 
 int modes_prompt_followup(const modes_model *m, const char *text, const char *const *image_paths, int n_images,
                           modes_prompt **out, modes_error *err) {
+    const int rc = check_prompt_args(__func__, m, text, image_paths, n_images, out, err);
+    if (rc) return rc;
     return build_prompt(m, NULL, text, image_paths, n_images, NULL, 1, out, err);
 }

@@ -40,7 +40,9 @@ static int by_prob_desc(const void *a, const void *b) {
 }
 
 int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state) {
+    if (!logits || vocab < 1) return -1;
     if (!s || s->temperature <= 0 || s->top_k == 1) return argmax(logits, vocab);
+    if (!state) return -1;
     cand *c = malloc((size_t)vocab * sizeof *c);
     if (!c) return argmax(logits, vocab); /* degrade, never fail, on a 600 KB allocation */
     const float mx = logits[argmax(logits, vocab)];

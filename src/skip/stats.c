@@ -42,10 +42,19 @@ void skip_stats_add(modes_stats *s, int layer, int decode, const uint8_t *cls, i
 }
 
 double modes_skip_ratio(const modes_skip_count *counts, int n) {
+    if (!counts) return 0.0;
     uint64_t slots = 0, skipped = 0;
     for (int i = 0; i < n; i++) {
         slots += counts[i].slots;
         skipped += counts[i].skipped;
     }
     return slots ? (double)skipped / (double)slots : 0.0;
+}
+
+double modes_ctx_skip_ratio(const modes_ctx *c, int token_class) {
+    const modes_stats *st = modes_ctx_stats(c);
+    if (!st || token_class < -1 || token_class > MODES_TOKEN_SPECIAL) return -1.0;
+    if (token_class < 0) return modes_skip_ratio(&st->phase[0][0], 6); /* both phases, every class */
+    const modes_skip_count both[2] = {st->phase[0][token_class], st->phase[1][token_class]};
+    return modes_skip_ratio(both, 2);
 }

@@ -1032,6 +1032,7 @@ typedef struct {
     bpe_cand *heap;
     size_t nheap, heap_cap;
     pcre2_match_data *md;
+    int no_special; /* special added tokens written in the text are encoded as plain text */
 } encoder;
 
 static int oom(encoder *e) {
@@ -1296,14 +1297,15 @@ static int encode_plain(encoder *e, const char *s, size_t n) {
 /* The next added token of set at or after from; HF semantics for single_word (the match is
  * dropped, and its text not searched again) and lstrip/rstrip (the match takes in the white space
  * beside it, never before prev_end). */
-static const added_tok *find_added(const modes_tokenizer *t, const added_set *set, const char *s, size_t n, size_t from,
-                                   size_t prev_end, size_t *ms, size_t *me) {
+static const added_tok *find_added(const modes_tokenizer *t, const added_set *set, int no_special, const char *s,
+                                   size_t n, size_t from, size_t prev_end, size_t *ms, size_t *me) {
     if (!set->n) return NULL;
     for (size_t i = from; i < n; i++) {
         unsigned char b = (unsigned char)s[i];
         const added_tok *hit = NULL;
         for (uint32_t k = set->start[b]; k < set->start[b + 1] && !hit; k++) {
             const added_tok *a = &t->added[set->order[k]];
+            if (no_special && a->special) continue;
             if (a->len <= n - i && !memcmp(s + i, t->pool + a->off, a->len)) hit = a;
         }
         if (!hit) continue;
@@ -1329,7 +1331,7 @@ static int split_added(encoder *e, const added_set *set, const char *s, size_t n
     size_t pos = 0;
     for (;;) {
         size_t ms = n, me = n;
-        const added_tok *a = find_added(e->t, set, s, n, pos, pos, &ms, &me);
+        const added_tok *a = find_added(e->t, set, e->no_special, s, n, pos, pos, &ms, &me);
         int rc = ms > pos ? fn(e, s + pos, ms - pos) : 0;
         if (rc) return rc;
         if (!a) return 0;
@@ -1373,6 +1375,11 @@ static void encoder_free(encoder *e) {
 }
 
 int tok_encode(const modes_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n, modes_error *err) {
+    return tok_encode_special(t, text, len, 1, ids, n, err);
+}
+
+int tok_encode_special(const modes_tokenizer *t, const char *text, size_t len, int parse_special, int32_t **ids,
+                       size_t *n, modes_error *err) {
     *ids = NULL;
     *n = 0;
     if (len > TOK_MAX_TEXT_BYTES)
@@ -1380,7 +1387,7 @@ int tok_encode(const modes_tokenizer *t, const char *text, size_t len, int32_t *
                           TOK_MAX_TEXT_BYTES);
     size_t bad = utf8_invalid_at((const unsigned char *)text, len);
     if (bad < len) return modes_fail(err, MODES_E_INPUT, "text to encode is not valid UTF-8 (at byte %zu)", bad);
-    encoder e = {.t = t, .err = err};
+    encoder e = {.t = t, .err = err, .no_special = !parse_special};
     e.md = pcre2_match_data_create(1, NULL);
     int rc = e.md ? split_added(&e, &t->set_raw, text, len, encode_segment) : oom(&e);
     if (!rc && !e.ids && grow((void **)&e.ids, &e.cap, 1, sizeof *e.ids)) rc = oom(&e);

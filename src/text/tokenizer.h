@@ -40,6 +40,11 @@ void tok_free(modes_tokenizer *tok); /* accepts NULL */
 int tok_encode(const modes_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n,
                modes_error *err);
 
+/* tok_encode, or with parse_special 0 as the reference's split_special_tokens=True: added tokens
+ * marked "special" are not matched, their text is encoded like any other (other added tokens are). */
+int tok_encode_special(const modes_tokenizer *tok, const char *text, size_t len, int parse_special, int32_t **ids,
+                       size_t *n, modes_error *err);
+
 /* Decodes ids to UTF-8 (*out is NUL-terminated, free()). Byte sequences that are not valid UTF-8
  * become U+FFFD, one per maximal invalid subpart, as Python's errors="replace" does. skip_special
  * drops added tokens marked "special". An id outside [0, tok_vocab_size) is MODES_E_INPUT; an id
