@@ -331,6 +331,12 @@ static void test_null_arguments(const modes_model *m) {
     CHECK_NULL_ERR(modes_prompt_new(m, NULL, "hi", NULL, 1, NULL, &pr, &e_), "modes_prompt_new", "image_paths");
     CHECK_NULL_ERR(modes_prompt_new(m, NULL, "hi", paths, 2, NULL, &pr, &e_), "modes_prompt_new", "image_paths[1]");
     CHECK_NULL_ERR(modes_prompt_new(m, NULL, "hi", NULL, 0, NULL, NULL, &e_), "modes_prompt_new", "out");
+    CHECK_NULL_ERR(modes_prompt_followup(NULL, "hi", NULL, 0, &pr, &e_), "modes_prompt_followup", "m");
+    CHECK(pr == NULL);
+    CHECK_NULL_ERR(modes_prompt_followup(m, NULL, NULL, 0, &pr, &e_), "modes_prompt_followup", "text");
+    CHECK_NULL_ERR(modes_prompt_followup(m, "hi", NULL, 1, &pr, &e_), "modes_prompt_followup", "image_paths");
+    CHECK_NULL_ERR(modes_prompt_followup(m, "hi", paths, 2, &pr, &e_), "modes_prompt_followup", "image_paths[1]");
+    CHECK_NULL_ERR(modes_prompt_followup(m, "hi", NULL, 0, NULL, &e_), "modes_prompt_followup", "out");
     modes_prompt_free(NULL);
     n = 7;
     CHECK(modes_prompt_ids(NULL, &n) == NULL && n == 0);
