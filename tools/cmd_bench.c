@@ -29,7 +29,9 @@ static const char *HELP =
     "  that step moved (paired: median of the step-by-step ratios).\n"
     "  --skip SPEC as in run, plus modes@RATIO: one threshold for both modalities chosen to skip RATIO of\n"
     "  the prompt's slots (alphas from --policy, else uniform).\n"
-    "  The synthetic model keeps --expert-gb (default 4) of distinct expert weights, shared by the layers.\n";
+    "  The synthetic model keeps --expert-gb (default 4) of distinct expert weights, shared by the layers.\n"
+    "  Long forms: -m/--model, -r/--repetitions, -t/--threads, -o/--output. Defaults: --layers 48,\n"
+    "  --prompt-tokens 1024, --gen-tokens 32, -r 3, --expert-gb 4, -t {cores} (the physical cores).\n";
 
 #define MAX_RUNS 32
 

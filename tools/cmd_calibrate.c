@@ -16,7 +16,9 @@ static const char *HELP =
     "  For every MoE layer (and modality), the mean KL divergence of the answer tokens' distribution when\n"
     "  that layer's routed experts are removed; normalised over layers into the policy's alphas.\n"
     "  Before the first pass, -o must be writable and every example usable (its images decode, its\n"
-    "  prompt and answer fit the context); all unusable examples are listed at once, and nothing runs.\n";
+    "  prompt and answer fit the context); all unusable examples are listed at once, and nothing runs.\n"
+    "  Long forms: -m/--model, -o/--output. Defaults: --limit 0 (every example), --alpha-granularity\n"
+    "  layer-modality, --removal zero.\n";
 
 int cmd_calibrate(int argc, char **argv) {
     const char *dir = NULL, *data = NULL, *out = NULL, *gran = "layer-modality", *removal = "zero";

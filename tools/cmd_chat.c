@@ -27,8 +27,8 @@ static const char *HELP =
     "  -c/--ctx-size N: tokens the conversation may hold (default 4096, at most the model's maximum);\n"
     "  when it is full, /reset starts over. -n/--n-predict: most new tokens per answer (default 512).\n"
     "  --temp T: sampling temperature (default 0: greedy); --top-k K (default 0: off); --top-p P\n"
-    "  (default 1: off); --seed S (default 0; -1: random, shown by /stats).\n"
-    "  -t/--threads: default {cores} (the physical cores).\n";
+    "  (default 1: off); -s/--seed S (default 0; -1: random, shown by /stats).\n"
+    "  -t/--threads: default {cores} (the physical cores). -m/--model DIR; --NAME=VALUE works.\n";
 
 #define MAX_IMAGES 64
 

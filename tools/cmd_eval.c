@@ -21,7 +21,8 @@ static const char *HELP =
     "  (metrics exact, choice, yesno). modes: and gmlg-threshold: specs take their alphas from --alphas.\n"
     "  Before the first pass, -o and --plot must be writable and every example usable (its images decode,\n"
     "  its prompt and answer, and its prompt and MAX_NEW tokens, fit the context); all unusable examples\n"
-    "  are listed at once and nothing runs, unless --skip-bad leaves them out (the results count them).\n";
+    "  are listed at once and nothing runs, unless --skip-bad leaves them out (the results count them).\n"
+    "  Long forms: -m/--model, -n/--n-predict, -o/--output. Defaults: -n 16, --limit 0 (every example).\n";
 
 #define MAX_RUNS 64
 

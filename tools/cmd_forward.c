@@ -14,7 +14,8 @@ static const char *HELP =
     "                     [--policy FILE | --skip SPEC] [--image FILE]...\n"
     "  Runs one teacher-forced pass over input_ids and writes logits for every position plus the\n"
     "  reference taps (text.layerN.in/attn_out/moe_out/out, router_topk_idx/weights, ...), fp32.\n"
-    "  --image files replace the case's pixel_values: they are preprocessed with the model's settings.\n";
+    "  --image files replace the case's pixel_values: they are preprocessed with the model's settings.\n"
+    "  Long forms: -m/--model, -o/--output, -t/--threads. Defaults: -t {cores} (the physical cores).\n";
 
 typedef struct {
     st_writer *w;

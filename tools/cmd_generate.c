@@ -11,9 +11,10 @@
 
 static const char *HELP =
     "usage: modes generate -m DIR --input CASE.safetensors -n N [--stop] [--step-logits OUT.safetensors]\n"
-    "                      [--policy FILE | --skip SPEC] [--image FILE]...\n"
+    "                      [--policy FILE | --skip SPEC] [--image FILE]... [-t THREADS]\n"
     "  Greedy continuation of input_ids; prints {\"ids\": [...]} (new tokens only). Generation runs N\n"
-    "  steps; with --stop it ends early at the model's end-of-turn ids.\n";
+    "  steps; with --stop it ends early at the model's end-of-turn ids.\n"
+    "  Long forms: -m/--model, -n/--n-predict, -t/--threads. Defaults: -n 16, -t {cores} (the physical cores).\n";
 
 int cmd_generate(int argc, char **argv) {
     const char *policy_path = NULL, *skip = NULL, *images[64];

@@ -14,7 +14,8 @@ static const char *HELP =
     "  Decodes FILE (PNG, JPEG or WebP), preprocesses it as the model's processor does and writes\n"
     "  pixel_values [patches, 3 * temporal_patch * patch^2] F32 and image_grid_thw [1, 3] I64.\n"
     "  -m DIR   model folder whose preprocessor_config.json is used (or that file itself); without\n"
-    "           it, or when the folder has none, the Qwen3-VL defaults apply.\n";
+    "           it, or when the folder has none, the Qwen3-VL defaults apply.\n"
+    "  Long forms: -m/--model, -o/--output.\n";
 
 static int write_patches(const pixel_patches *p, const char *path, modes_error *err) {
     st_writer *w = st_writer_new();

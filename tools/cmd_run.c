@@ -16,7 +16,9 @@ static const char *HELP =
     "                 [--stats] [--json]\n"
     "  Answers TEXT (about the images, in order) with the model's chat template. Greedy unless --temp > 0.\n"
     "  -p - reads the prompt from stdin, -f FILE from a file (a final line break is dropped).\n"
-    "  -t/--threads: default {cores} (the physical cores). --seed -1: a random seed, which --stats and --json report.\n"
+    "  Long forms: -m/--model, -p/--prompt, -f/--file, -n/--n-predict, -s/--seed, -t/--threads; --NAME=VALUE works.\n"
+    "  Defaults: -n 256, --temp 0 (greedy), --top-k 0 (off), --top-p 1 (off), --seed 0 (-1: random, reported by\n"
+    "  --stats and --json), -t {cores} (the physical cores).\n"
     "  --skip SPEC: none, topk:K, naee:BETA, threshold:TAU, dmt:TT,TV, gmlg-threshold:TAU, modes:TT,TV\n"
     "  (modes: and gmlg-threshold: take the alphas of --policy FILE).\n";
 

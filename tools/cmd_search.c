@@ -21,7 +21,9 @@ static const char *HELP =
     "  --exhaustive evaluates the whole grid; --frozen estimates the skip ratio from one unskipped pass and\n"
     "  runs real passes only on the frontier. --policy supplies the alphas from modes calibrate.\n"
     "  Before the first pass, -o must be writable and every example usable (its images decode, its\n"
-    "  prompt and answer fit the context); all unusable examples are listed at once, and nothing runs.\n";
+    "  prompt and answer fit the context); all unusable examples are listed at once, and nothing runs.\n"
+    "  Long forms: -m/--model, -o/--output. Defaults: --method modes, --grid 100, --cap-text 0.71,\n"
+    "  --cap-vision 0.60, --limit 0 (every example).\n";
 
 static int parse_method(const char *s, skip_method *m) {
     static const struct { const char *n; skip_method m; } t[] = {

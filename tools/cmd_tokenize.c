@@ -15,7 +15,8 @@ static const char *const CMD = "tokenize";
 static void help(void) {
     printf("usage: modes tokenize -m DIR|TOKENIZER.json < IN.jsonl > OUT.jsonl\n\n"
            "Reads one JSON object {\"text\": ...} per line and writes {\"ids\": [...]} per line.\n"
-           "No BOS/EOS is added; special tokens written in the text (<|im_start|>, ...) are matched.\n");
+           "No BOS/EOS is added; special tokens written in the text (<|im_start|>, ...) are matched.\n"
+           "Long forms: -m/--model; --model=DIR works.\n");
 }
 
 static int is_blank(const char *s, size_t n) {
