@@ -1,6 +1,7 @@
 /* modes bench: prefill and decode speed under several skip policies in one process, on a model
  * folder or on a synthetic model with the real dimensions of Qwen3-VL-30B-A3B, with the machine's
  * measured limits: a table, JSON, and a plot of speed-up against skip ratio (measured and ideal). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,12 @@ static const char *HELP =
     "  the prompt's slots (alphas from --policy, else uniform).\n"
     "  The synthetic model keeps --expert-gb (default 4) of distinct expert weights, shared by the layers.\n"
     "  Long forms: -m/--model, -r/--repetitions, -t/--threads, -o/--output. Defaults: --layers 48,\n"
-    "  --prompt-tokens 1024, --gen-tokens 32, -r 3, --expert-gb 4, -t {cores} (the physical cores).\n";
+    "  --prompt-tokens 1024, --gen-tokens 32, -r 3, --expert-gb 4, -t {cores} (the physical cores).\n"
+    "  ideal: the speed-up if time were proportional to the work left, prefill to its FLOPs and decode to\n"
+    "  the bytes it reads (weights and KV cache): skipped experts save exactly their share, attention,\n"
+    "  routers and lm_head cost as before. Measured over ideal is how much of the saving the kernels keep.\n"
+    "  Runs are labelled by their --skip spec or the policy file's name; with --gen-tokens 0 nothing is\n"
+    "  decoded and the decode columns read \"-\" (null in JSON).\n";
 
 #define MAX_RUNS 32
 
@@ -113,10 +119,40 @@ static int32_t *text_prompt(const modes_model *m, int n) {
 }
 
 typedef struct {
-    char label[160];
+    char label[160];  /* the --skip spec, or the policy file's name (with folders only to tell two apart) */
+    char method[160]; /* the plot's line: a policy file, or a family of specs (topk:4 and topk:2: topk) */
+    const char *path; /* the policy file, if any */
     modes_policy *policy;
     bench_result r;
 } bench_run;
+
+/* A family of specs shares a line: the name before ':' ("topk"), or before '@' with "@R" ("modes@R"). */
+static void spec_method(const char *spec, char *buf, size_t size) {
+    const size_t n = strcspn(spec, ":@");
+    snprintf(buf, size, "%.*s%s", (int)n, spec, spec[n] == '@' ? "@R" : "");
+}
+
+/* Policy files by file name without extension; where two names collide, each of them takes folder
+ * names before it until they differ (or the path runs out). */
+static void file_labels(bench_run *runs, int n) {
+    int parents[MAX_RUNS + 1] = {0}, more[MAX_RUNS + 1];
+    for (int i = 0; i < n; i++)
+        if (runs[i].path) more[i] = path_tail(runs[i].path, 0, 1, runs[i].label, sizeof runs[i].label);
+    for (int changed = 1; changed;) {
+        int collides[MAX_RUNS + 1] = {0};
+        for (int i = 0; i < n; i++)
+            for (int j = i + 1; runs[i].path && j < n; j++)
+                if (runs[j].path && !strcmp(runs[i].label, runs[j].label)) collides[i] = collides[j] = 1;
+        changed = 0;
+        for (int i = 0; i < n; i++)
+            if (collides[i] && more[i]) {
+                more[i] = path_tail(runs[i].path, ++parents[i], 1, runs[i].label, sizeof runs[i].label);
+                changed = 1;
+            }
+    }
+    for (int i = 0; i < n; i++)
+        if (runs[i].path) memcpy(runs[i].method, runs[i].label, sizeof runs[i].method); /* same size */
+}
 
 /* Resolves the specs (modes@R needs the prompt) into policies; run 0 is always the unskipped one. */
 static int make_runs(modes_ctx *c, const prepared_input *in, const bench_opts *o, const modes_policy *alphas,
@@ -127,8 +163,10 @@ static int make_runs(modes_ctx *c, const prepared_input *in, const bench_opts *o
     for (int i = 0; i < o->n_specs; i++) {
         bench_run *r = &runs[(*n_runs)++];
         snprintf(r->label, sizeof r->label, "%s", o->specs[i]);
+        spec_method(o->specs[i], r->method, sizeof r->method);
         int rc;
         if (o->is_file[i]) {
+            r->path = o->specs[i];
             rc = modes_policy_load(m, o->specs[i], &r->policy, err);
         } else if (!strncmp(o->specs[i], "modes@", 6)) {
             char *end;
@@ -150,42 +188,83 @@ static int make_runs(modes_ctx *c, const prepared_input *in, const bench_opts *o
         }
         if (rc) return rc;
     }
+    file_labels(runs, *n_runs);
     return 0;
 }
 
-static double speedup(double base, double t) { return t > 0 ? base / t : 0; }
+/* A ratio of two measurements; NAN (not measured) when the divisor is not. */
+static double ratio(double num, double den) { return den > 0 ? num / den : NAN; }
 
 /* Decode bytes per second over a bandwidth limit. */
 static double decode_fraction(const bench_result *r, double limit) {
-    return r->decode_s > 0 && limit > 0 ? (r->decode_weight_bytes + r->decode_kv_bytes) / r->decode_s / 1e9 / limit : 0;
+    return limit > 0 ? ratio((r->decode_weight_bytes + r->decode_kv_bytes) / 1e9 / limit, r->decode_s) : NAN;
 }
 
-/* Against the best slice probed right after the run (else the one probe at the end). */
-static double bandwidth_fraction(const bench_result *r, double bw) {
-    return decode_fraction(r, r->read_gbs > 0 ? r->read_gbs : bw);
+/* What the table and the JSON report of a run, in the JSON's order; NAN: not measured. */
+enum {
+    PREFILL_TPS, DECODE_TPS, PREFILL_SPEEDUP, DECODE_SPEEDUP, IDEAL_PREFILL, IDEAL_DECODE, SKIP, SKIP_TEXT, SKIP_VISION,
+    SKIP_DECODE, WEIGHT_BYTES, KV_BYTES, PREFILL_FLOPS, READ_GBS, BW_FRACTION, READ_GBS_SUSTAINED,
+    BW_FRACTION_SUSTAINED, BW_FRACTION_PAIRED, FLOPS_FRACTION, N_VALUES
+};
+static const char *const KEYS[N_VALUES] = {
+    "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_prefill_speedup",
+    "ideal_decode_speedup", "skip_ratio", "skip_ratio_text", "skip_ratio_vision", "skip_ratio_decode",
+    "weight_bytes_per_decoded_token", "kv_bytes_per_decoded_token", "prefill_flops", "read_bandwidth_gbs",
+    "bandwidth_fraction", "read_bandwidth_sustained_gbs", "bandwidth_fraction_sustained",
+    "bandwidth_fraction_paired", "flops_fraction"};
+
+/* The ideal speed-ups are the work of the unskipped run over this run's: FLOPs for prefill, bytes
+ * read (weights and KV cache) for decode. */
+static void run_values(const bench_result *b, const bench_result *r, int prompt, double bw, double peak, double *v) {
+    const double read = r->read_gbs > 0 ? r->read_gbs : bw; /* the best slice probed right after the run */
+    v[PREFILL_TPS] = ratio(prompt, r->prefill_s);
+    v[DECODE_TPS] = ratio(1, r->decode_s);
+    v[PREFILL_SPEEDUP] = ratio(b->prefill_s, r->prefill_s);
+    v[DECODE_SPEEDUP] = ratio(b->decode_s, r->decode_s);
+    v[IDEAL_PREFILL] = ratio(b->prefill_flops, r->prefill_flops);
+    v[IDEAL_DECODE] = ratio(b->decode_weight_bytes + b->decode_kv_bytes, r->decode_weight_bytes + r->decode_kv_bytes);
+    v[SKIP] = r->skip, v[SKIP_TEXT] = r->skip_text, v[SKIP_VISION] = r->skip_vision, v[SKIP_DECODE] = r->skip_decode;
+    v[WEIGHT_BYTES] = r->decode_weight_bytes, v[KV_BYTES] = r->decode_kv_bytes, v[PREFILL_FLOPS] = r->prefill_flops;
+    v[READ_GBS] = read;
+    v[BW_FRACTION] = decode_fraction(r, read);
+    v[READ_GBS_SUSTAINED] = r->read_gbs_sustained;
+    v[BW_FRACTION_SUSTAINED] = decode_fraction(r, r->read_gbs_sustained);
+    v[BW_FRACTION_PAIRED] = r->paired_fraction;
+    v[FLOPS_FRACTION] = peak > 0 ? ratio(r->prefill_flops / 1e9 / peak, r->prefill_s) : NAN;
 }
 
 static void print_table(const bench_run *runs, int n, int prompt, double bw, double peak) {
-    const bench_result *b = &runs[0].r;
-    printf("%-30s %9s %9s %8s %8s %8s %8s %6s %8s %6s %6s %6s %6s %6s %6s\n", "skip", "prefill", "decode", "speedup",
-           "ideal", "speedup", "ideal", "skip", "GB/tok", "peak", "BW", "sust.", "BW", "paired", "FLOP");
-    printf("%-30s %9s %9s %8s %8s %8s %8s %6s %8s %6s %6s %6s %6s %6s %6s\n", "", "tok/s", "tok/s", "prefill", "prefill",
-           "decode", "decode", "ratio", "weights", "GB/s", "frac", "GB/s", "frac", "BW frac", "frac");
+    static const struct { int value, width, prec; double scale; const char *head[2]; } COLS[] = {
+        {PREFILL_TPS, 9, 1, 1, {"prefill", "tok/s"}}, {DECODE_TPS, 9, 2, 1, {"decode", "tok/s"}},
+        {PREFILL_SPEEDUP, 8, 2, 1, {"speedup", "prefill"}}, {IDEAL_PREFILL, 8, 2, 1, {"ideal", "prefill"}},
+        {DECODE_SPEEDUP, 8, 2, 1, {"speedup", "decode"}}, {IDEAL_DECODE, 8, 2, 1, {"ideal", "decode"}},
+        {SKIP, 6, 3, 1, {"skip", "ratio"}}, {WEIGHT_BYTES, 8, 3, 1e-9, {"GB/tok", "weights"}},
+        {READ_GBS, 6, 1, 1, {"peak", "GB/s"}}, {BW_FRACTION, 6, 2, 1, {"BW", "frac"}},
+        {READ_GBS_SUSTAINED, 6, 1, 1, {"sust.", "GB/s"}}, {BW_FRACTION_SUSTAINED, 6, 2, 1, {"BW", "frac"}},
+        {BW_FRACTION_PAIRED, 6, 2, 1, {"paired", "BW frac"}}, {FLOPS_FRACTION, 6, 2, 1, {"FLOP", "frac"}}};
+    const int nc = (int)(sizeof COLS / sizeof *COLS);
+    int w = 4; /* labels are never cut: the column is as wide as the longest */
+    for (int i = 0; i < n; i++) w = (int)strlen(runs[i].label) > w ? (int)strlen(runs[i].label) : w;
+    for (int h = 0; h < 2; h++) {
+        printf("%-*s", w, h ? "" : "skip");
+        for (int c = 0; c < nc; c++) printf(" %*s", COLS[c].width, COLS[c].head[h]);
+        putchar('\n');
+    }
     for (int i = 0; i < n; i++) {
-        const bench_result *r = &runs[i].r;
-        printf("%-30.30s %9.1f %9.2f %8.2f %8.2f %8.2f %8.2f %6.3f %8.3f %6.1f %6.2f %6.1f %6.2f %6.2f %6.2f\n", runs[i].label,
-               prompt / r->prefill_s, r->decode_s > 0 ? 1 / r->decode_s : 0, speedup(b->prefill_s, r->prefill_s),
-               r->prefill_flops > 0 ? b->prefill_flops / r->prefill_flops : 0, speedup(b->decode_s, r->decode_s),
-               (b->decode_weight_bytes + b->decode_kv_bytes) / (r->decode_weight_bytes + r->decode_kv_bytes), r->skip,
-               r->decode_weight_bytes / 1e9, r->read_gbs > 0 ? r->read_gbs : bw, bandwidth_fraction(r, bw),
-               r->read_gbs_sustained, decode_fraction(r, r->read_gbs_sustained), r->paired_fraction,
-               peak > 0 ? r->prefill_flops / r->prefill_s / 1e9 / peak : 0);
+        double v[N_VALUES];
+        run_values(&runs[0].r, &runs[i].r, prompt, bw, peak, v);
+        printf("%-*s", w, runs[i].label);
+        for (int c = 0; c < nc; c++) {
+            const double x = v[COLS[c].value] * COLS[c].scale;
+            if (isfinite(x)) printf(" %*.*f", COLS[c].width, COLS[c].prec, x);
+            else printf(" %*s", COLS[c].width, "-");
+        }
+        putchar('\n');
     }
 }
 
 static void json_out(strbuf *sb, const bench_run *runs, int n, int prompt, int gen, const char *model, int threads,
                      double bw, double peak_f32, double peak_bf16, long rss_kb, int blocks) {
-    const bench_result *b = &runs[0].r;
     sb_puts(sb, "{\"machine\": {\"threads\": ");
     sb_printf(sb, "%d, \"read_bandwidth_gbs\": ", threads);
     sb_json_number(sb, bw);
@@ -197,57 +276,72 @@ static void json_out(strbuf *sb, const bench_run *runs, int n, int prompt, int g
     sb_json_string(sb, model, strlen(model));
     sb_printf(sb, ", \"expert_blocks\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"runs\": [", blocks, prompt, gen);
     for (int i = 0; i < n; i++) {
-        const bench_result *r = &runs[i].r;
         sb_puts(sb, i ? ",\n  {\"skip\": " : "\n  {\"skip\": ");
         sb_json_string(sb, runs[i].label, strlen(runs[i].label));
-        const char *keys[] = {"prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup",
-                              "ideal_prefill_speedup", "ideal_decode_speedup", "skip_ratio", "skip_ratio_text",
-                              "skip_ratio_vision", "skip_ratio_decode", "weight_bytes_per_decoded_token",
-                              "kv_bytes_per_decoded_token", "prefill_flops", "read_bandwidth_gbs",
-                              "bandwidth_fraction", "read_bandwidth_sustained_gbs", "bandwidth_fraction_sustained",
-                              "bandwidth_fraction_paired", "flops_fraction"};
-        const double vals[] = {prompt / r->prefill_s, r->decode_s > 0 ? 1 / r->decode_s : 0,
-                               speedup(b->prefill_s, r->prefill_s), speedup(b->decode_s, r->decode_s),
-                               r->prefill_flops > 0 ? b->prefill_flops / r->prefill_flops : 0,
-                               (b->decode_weight_bytes + b->decode_kv_bytes) / (r->decode_weight_bytes + r->decode_kv_bytes),
-                               r->skip, r->skip_text, r->skip_vision, r->skip_decode, r->decode_weight_bytes,
-                               r->decode_kv_bytes, r->prefill_flops, r->read_gbs > 0 ? r->read_gbs : bw,
-                               bandwidth_fraction(r, bw), r->read_gbs_sustained,
-                               decode_fraction(r, r->read_gbs_sustained), r->paired_fraction,
-                               peak_f32 > 0 ? r->prefill_flops / r->prefill_s / 1e9 / peak_f32 : 0};
-        for (size_t k = 0; k < sizeof vals / sizeof *vals; k++) {
-            sb_printf(sb, "%s\"%s\": ", k ? ", " : ", ", keys[k]);
-            sb_json_number(sb, vals[k]);
+        if (runs[i].path) {
+            sb_puts(sb, ", \"policy\": ");
+            sb_json_string(sb, runs[i].path, strlen(runs[i].path));
+        }
+        double v[N_VALUES];
+        run_values(&runs[0].r, &runs[i].r, prompt, bw, peak_f32, v);
+        for (int k = 0; k < N_VALUES; k++) {
+            sb_printf(sb, ", \"%s\": ", KEYS[k]);
+            sb_json_number(sb, v[k]);
         }
         sb_puts(sb, "}");
     }
     sb_puts(sb, "\n]}\n");
 }
 
-static int write_plot(const char *path, const bench_run *runs, int n, modes_error *err) {
-    double x[MAX_RUNS + 1], yp[MAX_RUNS + 1], yd[MAX_RUNS + 1], ip[MAX_RUNS + 1], id[MAX_RUNS + 1];
-    int order[MAX_RUNS + 1];
-    for (int i = 0; i < n; i++) order[i] = i;
-    for (int i = 1; i < n; i++) /* by skip ratio */
-        for (int j = i; j > 0 && runs[order[j]].r.skip < runs[order[j - 1]].r.skip; j--) {
-            const int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
-    const bench_result *b = &runs[0].r;
-    for (int k = 0; k < n; k++) {
-        const bench_result *r = &runs[order[k]].r;
-        x[k] = 100 * r->skip;
-        yp[k] = speedup(b->prefill_s, r->prefill_s);
-        yd[k] = speedup(b->decode_s, r->decode_s);
-        ip[k] = r->prefill_flops > 0 ? b->prefill_flops / r->prefill_flops : 0;
-        id[k] = (b->decode_weight_bytes + b->decode_kv_bytes) / (r->decode_weight_bytes + r->decode_kv_bytes);
+/* The plot's points of one method: the unskipped run (its origin, speed-up 1) and the method's runs,
+ * by skip ratio; v[run][value] as run_values gives. */
+static int method_points(const bench_run *runs, int n, const char *method, const double (*v)[N_VALUES], int *order) {
+    int np = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && strcmp(runs[i].method, method)) continue;
+        int at = np++;
+        for (; at > 0 && v[order[at - 1]][SKIP] > v[i][SKIP]; at--) order[at] = order[at - 1];
+        order[at] = i;
     }
-    plot_series s[4] = {{"prefill (measured)", x, yp, n, 0}, {"prefill (ideal, FLOPs)", x, ip, n, 1},
-                        {"decode (measured)", x, yd, n, 0}, {"decode (ideal, bytes)", x, id, n, 1}};
-    plot_axes ax = {.title = "Speed-up vs. experts skipped", .xlabel = "routed expert slots skipped (%)",
-                    .ylabel = "speed-up over the unskipped model (x)", .xmin = 0, .xmax = 100};
-    return plot_svg(path, &ax, s, 4, err);
+    return np;
+}
+
+/* Two panels (prefill, decode; decode only when measured), one line, marker and colour per method
+ * with its ideal dashed beside it. */
+static int write_plot(const char *path, const char *title, const bench_run *runs, int n, int prompt, int decoded,
+                      modes_error *err) {
+    enum { Q_PREFILL, Q_IDEAL_PREFILL, Q_DECODE, Q_IDEAL_DECODE };
+    static const int VALUE[] = {PREFILL_SPEEDUP, IDEAL_PREFILL, DECODE_SPEEDUP, IDEAL_DECODE};
+    double v[MAX_RUNS + 1][N_VALUES], x[MAX_RUNS + 1][MAX_RUNS + 1], y[4][MAX_RUNS + 1][MAX_RUNS + 1];
+    plot_series s[2][2 * (MAX_RUNS + 1) + 1];
+    const char *methods[MAX_RUNS + 1];
+    int nm = 0;
+    for (int i = 0; i < n; i++) run_values(&runs[0].r, &runs[i].r, prompt, 0, 0, v[i]);
+    for (int i = n > 1; i < n; i++) { /* alone, the unskipped run is its own method */
+        int k = 0;
+        while (k < nm && strcmp(methods[k], runs[i].method)) k++;
+        if (k == nm) methods[nm++] = runs[i].method;
+    }
+    for (int k = 0; k < nm; k++) {
+        int order[MAX_RUNS + 1];
+        const int np = method_points(runs, n, methods[k], (const double (*)[N_VALUES])v, order);
+        for (int j = 0; j < np; j++) {
+            x[k][j] = 100 * v[order[j]][SKIP];
+            for (int q = 0; q < 4; q++) y[q][k][j] = v[order[j]][VALUE[q]];
+        }
+        for (int panel = 0; panel < 2; panel++) {
+            s[panel][2 * k] = (plot_series){methods[k], x[k], y[2 * panel][k], np, k, 0};
+            s[panel][2 * k + 1] = (plot_series){NULL, x[k], y[2 * panel + 1][k], np, k, 1};
+        }
+    }
+    for (int panel = 0; panel < 2; panel++) s[panel][2 * nm] = (plot_series){"ideal", NULL, NULL, 0, -1, 1};
+    const plot_panel p[2] = {
+        {"prefill", "routed expert slots skipped (%)", "speed-up over the unskipped model (x)", 0, 100, 0, 0, s[0], 2 * nm + 1},
+        {"decode", "routed expert slots skipped (%)", "speed-up over the unskipped model (x)", 0, 100, 0, 0, s[1], 2 * nm + 1}};
+    return plot_svg(path, title, p, decoded ? 2 : 1,
+                    "ideal (dashed): the speed-up if time were proportional to the work left, FLOPs for prefill and bytes read\n"
+                    "for decode: skipped experts save exactly their share, attention, routers and lm_head cost as before.",
+                    err);
 }
 
 /* Raises *fma and *bf16 to this moment's peak f32 FMA and bf16 dot rates where higher. */
@@ -296,7 +390,8 @@ int cmd_bench(int argc, char **argv) {
         for (int i = 0; !rc && i < n; i++) in.pos[i] = in.pos[n + i] = in.pos[2 * n + i] = i;
     }
     if (!rc) rc = make_runs(ctx, &in, &o, alphas, runs, &n_runs, &err);
-    bench_options bo = {.gen_tokens = (int)o.gen_tokens, .reps = (int)o.reps, .probe_bytes = (size_t)512 << 20};
+    bench_options bo = {.gen_tokens = (int)o.gen_tokens, .reps = (int)o.reps, .probe_bytes = (size_t)512 << 20,
+                        .progress = cli_progress};
     /* The peak rates are probed before and after the runs and the higher kept: a probe taken while
      * the host lends one of the VM's cores elsewhere reads half the machine (seen once: 118 of 236
      * GFLOP/s after an 18-minute run). */
@@ -307,6 +402,7 @@ int cmd_bench(int argc, char **argv) {
         bench_result res[MAX_RUNS + 1];
         for (int i = 0; i < n_runs; i++) pols[i] = runs[i].policy;
         rc = bench_policies(ctx, &in, pols, n_runs, &bo, res, &err);
+        cli_progress_end();
         for (int i = 0; !rc && i < n_runs; i++) runs[i].r = res[i];
     }
     double bw = 0;
@@ -330,7 +426,13 @@ int cmd_bench(int argc, char **argv) {
         if (o.out) rc = sb.failed ? modes_fail(&err, MODES_E_INTERNAL, "out of memory") : write_file_atomic(o.out, sb.data, sb.len, &err);
         sb_free(&sb);
     }
-    if (!rc && o.plot) rc = write_plot(o.plot, runs, n_runs, &err);
+    if (!rc && o.plot) {
+        char model[128], title[320];
+        path_tail(o.synthetic ? o.synthetic : o.dir, 0, 0, model, sizeof model);
+        snprintf(title, sizeof title, "%s: speed-up vs skip ratio, prompt %d tokens, %ld decoded, median of %ld repetition%s",
+                 model, n, o.gen_tokens, o.reps, o.reps == 1 ? "" : "s");
+        rc = write_plot(o.plot, title, runs, n_runs, n, o.gen_tokens > 0, &err);
+    }
     for (int i = 0; i < n_runs; i++) modes_policy_free(runs[i].policy);
     if (prompt) prepared_free(&in);
     else free(in.pos);

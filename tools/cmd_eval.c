@@ -173,7 +173,8 @@ static void json_records(strbuf *sb, const data_set *d, const eval_results *res)
 }
 
 /* One line per method: its runs sorted by skip ratio, starting from the unskipped model at (0, 1). */
-static int write_plot(const char *path, const eval_results *res, const char *const *methods, modes_error *err) {
+static int write_plot(const char *path, const char *model_dir, const eval_results *res, const char *const *methods,
+                      modes_error *err) {
     const char *names[MAX_RUNS];
     int n_names = 0;
     for (int r = 1; r < res->n_runs; r++) {
@@ -191,7 +192,8 @@ static int write_plot(const char *path, const eval_results *res, const char *con
         for (int r = 1; r < res->n_runs; r++) {
             if (strcmp(methods[r], names[k])) continue;
             int at = n++; /* insertion sort by skip ratio */
-            const double x = 100 * ratio(&res->runs[r], -1), y = base > 0 ? 100 * accuracy(&res->runs[r]) / base : 0;
+            const eval_result *e = &res->runs[r]; /* no examples answered: not measured, a gap */
+            const double x = 100 * ratio(e, -1), y = base > 0 && e->total ? 100 * accuracy(e) / base : NAN;
             while (at > 0 && xs[k][at - 1] > x) {
                 xs[k][at] = xs[k][at - 1];
                 ys[k][at] = ys[k][at - 1];
@@ -200,21 +202,26 @@ static int write_plot(const char *path, const eval_results *res, const char *con
             xs[k][at] = x;
             ys[k][at] = y;
         }
-        s[k] = (plot_series){.label = names[k], .x = xs[k], .y = ys[k], .n = n};
+        s[k] = (plot_series){.label = names[k], .x = xs[k], .y = ys[k], .n = n, .style = k};
     }
     /* The y axis starts at the lowest point's multiple of ten: the differences that matter are
      * a few points, and a 0-100 axis flattens them into one line. */
     double lowest = 100, highest = 100;
     for (int k = 0; k < n_names; k++)
         for (int i = 0; i < s[k].n; i++) {
+            if (!isfinite(ys[k][i])) continue;
             lowest = ys[k][i] < lowest ? ys[k][i] : lowest;
             highest = ys[k][i] > highest ? ys[k][i] : highest;
         }
     const double ymin = lowest > 0 ? 10 * floor(lowest / 10 - 1e-9) : 0;
-    plot_axes ax = {.title = "Accuracy retained vs. experts skipped", .xlabel = "routed expert slots skipped (%)",
-                    .ylabel = "accuracy retained (% of unskipped)", .xmin = 0, .xmax = 100,
-                    .ymin = ymin < 90 ? ymin : 90, .ymax = 5 * ceil(highest / 5) + 2};
-    return plot_svg(path, &ax, s, n_names, err);
+    plot_panel ax = {.xlabel = "routed expert slots skipped (%)", .ylabel = "accuracy retained (% of unskipped)",
+                     .xmin = 0, .xmax = 100, .ymin = ymin < 90 ? ymin : 90, .ymax = 5 * ceil(highest / 5) + 2,
+                     .series = s, .n_series = n_names};
+    char model[128], title[256];
+    path_tail(model_dir, 0, 0, model, sizeof model);
+    snprintf(title, sizeof title, "%s: accuracy vs skip ratio, %d example%s", model, res->n_examples,
+             res->n_examples == 1 ? "" : "s");
+    return plot_svg(path, title, &ax, 1, NULL, err);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -259,7 +266,7 @@ int cmd_eval(int argc, char **argv) {
         sb_puts(&sb, "}\n");
         rc = sb.failed ? modes_fail(&err, MODES_E_INTERNAL, "out of memory") : write_file_atomic(o.out, sb.data, sb.len, &err);
     }
-    if (!rc && o.plot) rc = write_plot(o.plot, &res, methods, &err);
+    if (!rc && o.plot) rc = write_plot(o.plot, o.dir, &res, methods, &err);
     sb_free(&sb);
     eval_results_free(&res);
     data_problems_free(&skipped);

@@ -1,5 +1,6 @@
 #include "eval/bench.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,23 +138,36 @@ static int lane_step(modes_ctx *c, const prepared_input *in, lane *l, int k, flo
     return 0;
 }
 
+/* Prefills and decode steps done of all the repetitions', for the progress line. */
+typedef struct {
+    const bench_options *o;
+    char what[48];
+    long done, total;
+} tally;
+
+static void tally_step(tally *t) {
+    if (t->o->progress) t->o->progress(t->o->progress_user, t->what, ++t->done, t->total);
+}
+
 /* One repetition: every policy's prefill in turn, then their decodes step by step, each step taken
  * by the policies in an order that rotates. The memory of this machine switches between a slow and
  * a fast regime within seconds; a policy's whole decode in one of them and the next policy's in
  * the other moved a decode speed-up by a fifth from one run to the next. Step by step, all decode
  * in the same regimes. */
 static int one_rep(modes_ctx *c, const prepared_input *in, const modes_policy *const *p, int n, lane *l, int gen,
-                   float *logits, const step_probe *sp, modes_error *err) {
+                   float *logits, const step_probe *sp, tally *done, modes_error *err) {
     int rc = 0;
     for (int k = 0; !rc && k < n; k++) {
         modes_ctx_set_policy(c, p[k]);
         rc = lane_prefill(c, in, &l[k], k, logits, err);
+        tally_step(done);
     }
     for (int t = 0; !rc && t < gen; t++)
         for (int j = 0; !rc && j < n; j++) {
             const int k = (t + j) % n;
             modes_ctx_set_policy(c, p[k]);
             rc = lane_step(c, in, &l[k], k, logits, sp, err);
+            tally_step(done);
         }
     return rc;
 }
@@ -203,8 +217,12 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
     int rc = logits && pre && dec && bw && bws && bwp && (!pb || probe) ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
     lane *l = rc ? NULL : lanes_new(c, n, gen, err);
     if (!rc && !l) rc = MODES_E_INTERNAL;
+    const int warm_gen = gen < 4 ? gen : 4;
+    tally done = {.o = o, .total = (long)n * (1 + warm_gen) + (long)reps * n * (1 + gen)};
     for (int rep = -1; !rc && rep < reps; rep++) { /* rep -1: the warm-up (caches, page faults, clocks) */
-        rc = one_rep(c, in, p, n, l, rep < 0 ? (gen < 4 ? gen : 4) : gen, logits, rep >= 0 && probe ? &sp : NULL, err);
+        if (rep < 0) snprintf(done.what, sizeof done.what, "warm-up");
+        else snprintf(done.what, sizeof done.what, "repetition %d/%d", rep + 1, reps);
+        rc = one_rep(c, in, p, n, l, rep < 0 ? warm_gen : gen, logits, rep >= 0 && probe ? &sp : NULL, &done, err);
         for (int k = 0; !rc && rep >= 0 && k < n; k++) {
             const size_t at = (size_t)k * reps + rep;
             pre[at] = l[k].prefill_s;
@@ -227,6 +245,8 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
         r[k].read_gbs = probe ? bench_median(bw + (size_t)k * reps, reps) : 0;
         r[k].read_gbs_sustained = probe ? bench_median(bws + (size_t)k * reps, reps) : 0;
         r[k].paired_fraction = probe ? bench_median(bwp + (size_t)k * reps, reps) : 0;
+        if (!gen) /* nothing decoded: not measured rather than a zero that reads as a result */
+            r[k].decode_s = r[k].decode_weight_bytes = r[k].decode_kv_bytes = r[k].skip_decode = r[k].paired_fraction = NAN;
     }
     lanes_free(l, n);
     free(probe);

@@ -6,12 +6,16 @@
 #define MODES_EVAL_BENCH_H
 
 #include "models/model.h"
+#include "skip/calibrate.h"
 
 typedef struct {
     int gen_tokens, reps;
     size_t probe_bytes; /* > 0: probe the read bandwidth after every decode step and repetition with this buffer */
+    progress_fn progress; /* NULL: none; called after every prefill and decode step */
+    void *progress_user;
 } bench_options;
 
+/* The decode fields are NAN when nothing was decoded (gen_tokens 0): not measured. */
 typedef struct {
     double prefill_s, decode_s;      /* medians: one prefill, one decode step */
     double skip, skip_text, skip_vision, skip_decode;

@@ -173,6 +173,24 @@ char *path_dirname(const char *path) {
     return strndup(path, (size_t)(slash - path));
 }
 
+int path_tail(const char *path, int parents, int strip_ext, char *buf, size_t size) {
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/') end--; /* "models/x/" names x */
+    size_t start = end;
+    for (int k = 0; k <= parents && start > 0; k++) {
+        if (k) start--; /* past the slash between two components */
+        while (start > 0 && path[start - 1] != '/') start--;
+    }
+    size_t stop = end;
+    if (strip_ext) {
+        size_t dot = end;
+        while (dot > start && path[dot - 1] != '.' && path[dot - 1] != '/') dot--;
+        if (dot > start + 1 && path[dot - 1] == '.' && path[dot - 2] != '/') stop = dot - 1;
+    }
+    snprintf(buf, size, "%.*s", (int)(stop - start), path + start);
+    return start > 0;
+}
+
 int path_is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);

@@ -39,6 +39,9 @@ int path_check_writable(const char *path, modes_error *err);
 char *path_join(const char *dir, const char *name);
 /* The folder part of a path ("." when there is none), as a new heap string. */
 char *path_dirname(const char *path);
+/* The file name of a path with `parents` folder names before it ("runs/a/policy-88.json", 1: "a/policy-88"
+ * with strip_ext), into buf; a trailing slash is ignored. Returns whether the path has more folders. */
+int path_tail(const char *path, int parents, int strip_ext, char *buf, size_t size);
 int path_is_dir(const char *path);
 
 #endif
