@@ -106,6 +106,8 @@ int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **o
 void modes_ctx_free(modes_ctx *c);
 void modes_ctx_reset(modes_ctx *c);          /* forget the conversation, keep the memory */
 int modes_ctx_n_past(const modes_ctx *c);  /* tokens in the KV cache; -1 for NULL */
+int modes_ctx_n_ctx(const modes_ctx *c);   /* tokens the KV cache holds (after the cap); -1 for NULL */
+int modes_model_max_ctx(const modes_model *m); /* the longest context the model takes; -1 for NULL */
 
 /* Observes intermediate values of a forward pass (golden-file tests, `modes forward`). name is a
  * reference tap name such as "text.layer0.moe_out"; shape has ndim entries; data is fp32 or, when
@@ -223,13 +225,25 @@ uint64_t modes_rng_seed(uint64_t seed);
 int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state);
 
 /* Evaluates the prompt, then generates up to max_new tokens (sampling s, NULL: greedy) until a stop
- * id, which is not included. Ids the tokenizer cannot print and the vision placeholders (image and
- * video pads, vision start and end: input only) are never chosen, greedy included. on_token, when set,
+ * id, which is not included, or until the context is full (modes_ctx_stop_reason says which). Ids
+ * the tokenizer cannot print and the vision placeholders (image and video pads, vision start and
+ * end: input only) are never chosen, greedy included. on_token, when set,
  * sees each new id as it is chosen (streaming). out holds max_new ids; *n_out gets the count.
  * Prefill and decode times in seconds go to the optional times[2]. */
 typedef void (*modes_token_fn)(void *user, int32_t id);
 int modes_generate(modes_ctx *c, const modes_prompt *p, int max_new, const modes_sampling *s, modes_token_fn on_token,
                    void *user, int32_t *out, int *n_out, double *times, modes_error *err);
+
+/* Why the last modes_generate on a context ended. A full context is an ending, not an error: the
+ * generation returns 0 with the ids that fitted, and the cache then holds n_ctx tokens. */
+typedef enum {
+    MODES_STOP_NONE = 0,    /* no generation has ended on this context since it was made or reset */
+    MODES_STOP_EOS = 1,     /* the model chose a stop id */
+    MODES_STOP_LENGTH = 2,  /* max_new ids were generated */
+    MODES_STOP_CONTEXT = 3, /* the KV cache is full: no position is left for another id */
+} modes_stop_reason;
+modes_stop_reason modes_ctx_stop_reason(const modes_ctx *c); /* MODES_STOP_NONE for NULL */
+const char *modes_stop_reason_name(modes_stop_reason r);    /* "none", "eos", "length", "context" */
 
 /* ---- Several turns in one context -----------------------------------------------------------
  *

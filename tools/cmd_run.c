@@ -11,10 +11,13 @@
 #include "text/tokenizer.h"
 
 static const char *HELP =
-    "usage: modes run -m DIR (-p TEXT | -f FILE) [--image FILE]... [--system TEXT] [-n MAX_NEW] [--temp T]\n"
+    "usage: modes run -m DIR (-p TEXT | -f FILE) [--image FILE]... [--system TEXT] [-c N] [-n MAX_NEW] [--temp T]\n"
     "                 [--top-k K] [--top-p P] [--seed S] [-t THREADS] [--policy FILE | --skip SPEC]\n"
     "                 [--stats] [--json]\n"
     "  Answers TEXT (about the images, in order) with the model's chat template. Greedy unless --temp > 0.\n"
+    "  -c/--ctx-size N: tokens the context holds, prompt included (default: the prompt and -n, up to the\n"
+    "  model's maximum; 0: the model's maximum). The answer stops when it is full, with a note on stderr;\n"
+    "  --json reports why it stopped (\"stop_reason\": eos, length or context) and \"n_ctx\".\n"
     "  -p - reads the prompt from stdin, -f FILE from a file (a final line break is dropped).\n"
     "  Long forms: -m/--model, -p/--prompt, -f/--file, -n/--n-predict, -s/--seed, -t/--threads; --NAME=VALUE works.\n"
     "  Defaults: -n 256, --temp 0 (greedy), --top-k 0 (off), --top-p 1 (off), --seed 0 (-1: random, reported by\n"
@@ -28,13 +31,13 @@ typedef struct {
     const char *dir, *prompt, *file, *system, *policy, *skip;
     const char *images[MAX_IMAGES];
     int n_images;
-    long n_new, threads, top_k, seed;
+    long n_new, n_ctx, threads, top_k, seed; /* n_ctx -1: not given */
     double temp, top_p;
     int stats, json;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o) {
-    *o = (run_opts){.n_new = 256, .top_p = 1.0};
+    *o = (run_opts){.n_new = 256, .n_ctx = -1, .top_p = 1.0};
     for (int i = 1; i < argc; i++) {
         int r;
         const char *img;
@@ -57,6 +60,7 @@ static int parse(int argc, char **argv, run_opts *o) {
             (r = opt_str(argc, argv, &i, "--policy", &o->policy, "run")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--skip", &o->skip, "run")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-n|--n-predict", 0, 1 << 20, &o->n_new, "run")) <= 0 ||
+            (r = opt_int(argc, argv, &i, "-c|--ctx-size", 0, 1 << 30, &o->n_ctx, "run")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-t|--threads", 0, 1024, &o->threads, "run")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--top-k", 0, 1 << 24, &o->top_k, "run")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-s|--seed", -1, 0x7fffffffL, &o->seed, "run")) <= 0 ||
@@ -74,8 +78,9 @@ static int parse(int argc, char **argv, run_opts *o) {
 }
 
 typedef struct {
-    int prompt_tokens, new_tokens;
+    int prompt_tokens, new_tokens, n_ctx;
     double prefill_s, decode_s;
+    modes_stop_reason stop;
 } run_timing;
 
 static void print_stats(FILE *f, const modes_stats *s, const run_timing *t, long seed) {
@@ -104,7 +109,8 @@ static void print_json(const strbuf *text, const int32_t *ids, int n, const mode
     sb_json_string(&j, text->data ? text->data : "", text->len);
     sb_puts(&j, ", \"ids\": [");
     for (int i = 0; i < n; i++) sb_printf(&j, i ? ", %d" : "%d", ids[i]);
-    sb_printf(&j, "], \"prompt_tokens\": %d, \"new_tokens\": %d, \"prefill_s\": ", t->prompt_tokens, t->new_tokens);
+    sb_printf(&j, "], \"prompt_tokens\": %d, \"new_tokens\": %d, \"n_ctx\": %d, \"stop_reason\": \"%s\", \"prefill_s\": ",
+              t->prompt_tokens, t->new_tokens, t->n_ctx, modes_stop_reason_name(t->stop));
     sb_json_number(&j, t->prefill_s);
     sb_puts(&j, ", \"decode_s\": ");
     sb_json_number(&j, t->decode_s);
@@ -171,7 +177,24 @@ static int generate(modes_ctx *ctx, const modes_model *m, const modes_prompt *pr
     t->prefill_s = times[0];
     t->decode_s = times[1];
     t->new_tokens = *made;
+    t->stop = modes_ctx_stop_reason(ctx);
     return rc;
+}
+
+/* -c N; -c 0: the model's maximum; none: room for the prompt and -n, up to that maximum. A context
+ * that cannot hold the prompt is refused here, before the prefill. */
+static int context_size(const run_opts *o, const modes_model *m, int n_prompt, int *n_ctx, modes_error *err) {
+    const int max = modes_model_max_ctx(m);
+    if (o->n_ctx > max)
+        return modes_fail(err, MODES_E_INPUT, "-c %ld is more than the model's context of %d tokens", o->n_ctx, max);
+    const long want = o->n_ctx > 0 ? o->n_ctx : o->n_ctx == 0 ? max : n_prompt + o->n_new;
+    *n_ctx = want < max ? (int)want : max;
+    if (n_prompt > *n_ctx && o->n_ctx > 0)
+        return modes_fail(err, MODES_E_INPUT, "-c %ld cannot hold the prompt of %d tokens", o->n_ctx, n_prompt);
+    if (n_prompt > *n_ctx)
+        return modes_fail(err, MODES_E_INPUT, "the prompt has %d tokens, more than the model's context of %d", n_prompt,
+                          max);
+    return 0;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -196,7 +219,10 @@ int cmd_run(int argc, char **argv) {
     if (!rc) {
         modes_prompt_ids(prompt, &n);
         t.prompt_tokens = n;
-        modes_ctx_params cp = {.n_ctx = n + (int)o.n_new + 1, .threads = (int)o.threads};
+        rc = context_size(&o, m, n, &t.n_ctx, &err);
+    }
+    if (!rc) {
+        modes_ctx_params cp = {.n_ctx = t.n_ctx, .threads = (int)o.threads};
         rc = modes_ctx_new(m, &cp, &ctx, &err);
     }
     if (!rc && !(out = malloc(((size_t)o.n_new + 1) * sizeof *out))) rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
@@ -207,6 +233,7 @@ int cmd_run(int argc, char **argv) {
     if (!rc && !o.json) fputc('\n', stdout);
     fflush(stdout); /* the answer before the statistics on stderr, also when both go to one pipe */
     if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t, o.seed);
+    if (!rc && t.stop == MODES_STOP_CONTEXT) fprintf(stderr, "modes run: stopped: context full (%d tokens)\n", t.n_ctx);
     if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t, o.seed);
     sb_free(&text);
     free(question);

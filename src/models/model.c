@@ -214,9 +214,12 @@ void modes_ctx_reset(modes_ctx *c) {
     if (!c) return;
     c->n_past = 0;
     c->rope_delta = 0;
+    c->stop = MODES_STOP_NONE;
 }
 
 int modes_ctx_n_past(const modes_ctx *c) { return c ? c->n_past : -1; }
+int modes_ctx_n_ctx(const modes_ctx *c) { return c ? c->n_ctx : -1; }
+int modes_model_max_ctx(const modes_model *m) { return m ? m->cfg.text.max_position : -1; }
 
 void modes_ctx_set_policy(modes_ctx *c, const modes_policy *p) {
     if (c) c->policy = p;

@@ -53,6 +53,7 @@ struct modes_ctx {
     void *tap_user;
     const modes_policy *policy;
     modes_stats stats;
+    modes_stop_reason stop;     /* of the last generation */
 };
 
 /* What one sequence leaves in a context: its KV cache, position and counts. A context can advance
