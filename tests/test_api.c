@@ -297,7 +297,8 @@ static void test_null_arguments(const modes_model *m) {
     CHECK_NULL_ERR(modes_ctx_new(m, NULL, NULL, &e_), "modes_ctx_new", "out");
     modes_ctx_free(NULL);
     modes_ctx_reset(NULL);
-    CHECK(modes_ctx_n_past(NULL) == -1);
+    CHECK(modes_ctx_n_past(NULL) == -1 && modes_ctx_n_ctx(NULL) == -1 && modes_model_max_ctx(NULL) == -1);
+    CHECK(modes_ctx_stop_reason(NULL) == MODES_STOP_NONE);
     modes_ctx_set_tap(NULL, NULL, NULL);
     modes_ctx_set_policy(NULL, NULL);
     CHECK(modes_ctx_stats(NULL) == NULL);
