@@ -138,6 +138,21 @@ void modes_image_free(modes_image *img);
 /* Number of image tokens an image of this grid expands to, or -1 for an impossible grid (or NULL). */
 int modes_image_tokens(const modes_model *m, const modes_image *img);
 
+/* How a picture fits the model. Pictures of any size are resized into the model's pixel budget as
+ * the reference processor does (smart_resize: each side a multiple of patch * merge, the area
+ * scaled into [min_pixels, max_pixels] keeping the aspect ratio; an aspect ratio over 200 is
+ * refused). Decoding refuses only what cannot be decoded safely: over 100 megapixels, or a file
+ * whose data is too short for the size it declares. */
+typedef struct {
+    int width, height;                 /* the picture as decoded */
+    int resized_width, resized_height; /* what the vision tower sees */
+    int tokens_w, tokens_h;            /* merged tokens along each side */
+    int tokens;                        /* vision tokens the picture becomes */
+} modes_image_info;
+/* Decodes an image file (failing as modes_image_load would on a file that does not decode or fit)
+ * and computes how it is resized, without preprocessing its pixels. */
+int modes_image_probe(const modes_model *m, const char *path, modes_image_info *info, modes_error *err);
+
 /* ---- Prompts ------------------------------------------------------------------------------- */
 
 /* A chat prompt ready to evaluate: the model's chat template applied to an optional system message
@@ -152,6 +167,8 @@ void modes_prompt_free(modes_prompt *p);
 const int32_t *modes_prompt_ids(const modes_prompt *p, int *n); /* n may be NULL; NULL for a NULL p */
 /* The prompt's preprocessed images, in order (owned by the prompt). */
 const modes_image *modes_prompt_images(const modes_prompt *p, int *n);
+/* The original and resized size of the prompt's image i (0-based, in order). */
+int modes_prompt_image_info(const modes_prompt *p, int i, modes_image_info *info, modes_error *err);
 /* Multi-turn use of one context. modes_generate stops at the end-of-turn id without putting it in
  * the KV cache, so the context then holds the conversation up to the answer's last id. A follow-up
  * prompt holds what comes next in the chat template: the end-of-turn id closing that answer, the

@@ -22,6 +22,9 @@ static const char *HELP =
     "  Long forms: -m/--model, -p/--prompt, -f/--file, -n/--n-predict, -s/--seed, -t/--threads; --NAME=VALUE works.\n"
     "  Defaults: -n 256, --temp 0 (greedy), --top-k 0 (off), --top-p 1 (off), --seed 0 (-1: random, reported by\n"
     "  --stats and --json), -t {cores} (the physical cores).\n"
+    "  Pictures (PNG, JPEG, WebP) of any size are resized into the model's pixel budget as the reference\n"
+    "  processor does (only over 100 megapixels or an aspect ratio over 200 is refused); --stats and\n"
+    "  --json say how each was resized.\n"
     "  --skip SPEC: none, topk:K, naee:BETA, threshold:TAU, dmt:TT,TV, gmlg-threshold:TAU, modes:TT,TV\n"
     "  (modes: and gmlg-threshold: take the alphas of --policy FILE).\n";
 
@@ -102,8 +105,33 @@ static void print_stats(FILE *f, const modes_stats *s, const run_timing *t, long
     fprintf(f, "seed %ld\n", seed);
 }
 
+/* How each picture was resized into the model's pixel budget: one --stats line each. */
+static void print_image_sizes(FILE *f, const modes_prompt *p, const run_opts *o) {
+    modes_image_info in;
+    for (int i = 0; i < o->n_images; i++)
+        if (!modes_prompt_image_info(p, i, &in, NULL))
+            fprintf(f, "image %d (%s): %dx%d -> %dx%d pixels (%dx%d merged tokens = %d vision tokens)\n", i + 1,
+                    o->images[i], in.width, in.height, in.resized_width, in.resized_height, in.tokens_w, in.tokens_h,
+                    in.tokens);
+}
+
+/* The same for --json: an "images" array. */
+static void json_image_sizes(strbuf *j, const modes_prompt *p, const run_opts *o) {
+    modes_image_info in;
+    sb_puts(j, ", \"images\": [");
+    for (int i = 0; i < o->n_images; i++) {
+        if (modes_prompt_image_info(p, i, &in, NULL)) continue;
+        sb_puts(j, i ? ", {\"path\": " : "{\"path\": ");
+        sb_json_string(j, o->images[i], strlen(o->images[i]));
+        sb_printf(j, ", \"width\": %d, \"height\": %d, \"resized_width\": %d, \"resized_height\": %d, "
+                     "\"tokens_w\": %d, \"tokens_h\": %d, \"tokens\": %d}",
+                  in.width, in.height, in.resized_width, in.resized_height, in.tokens_w, in.tokens_h, in.tokens);
+    }
+    sb_puts(j, "]");
+}
+
 static void print_json(const strbuf *text, const int32_t *ids, int n, const modes_stats *s, const run_timing *t,
-                       long seed) {
+                       long seed, const modes_prompt *p, const run_opts *o) {
     strbuf j = {0};
     sb_puts(&j, "{\"text\": ");
     sb_json_string(&j, text->data ? text->data : "", text->len);
@@ -134,6 +162,7 @@ static void print_json(const strbuf *text, const int32_t *ids, int n, const mode
         sb_json_number(&j, modes_skip_ratio(&s->layer[(size_t)l * 3], 3));
     }
     sb_puts(&j, "]");
+    json_image_sizes(&j, p, o);
     sb_printf(&j, ", \"expert_bytes\": %llu, \"seed\": %ld}\n", (unsigned long long)s->expert_bytes, seed);
     if (!j.failed) fputs(j.data, stdout);
     sb_free(&j);
@@ -232,8 +261,9 @@ int cmd_run(int argc, char **argv) {
     }
     if (!rc && !o.json) fputc('\n', stdout);
     fflush(stdout); /* the answer before the statistics on stderr, also when both go to one pipe */
-    if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t, o.seed);
+    if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t, o.seed, prompt, &o);
     if (!rc && t.stop == MODES_STOP_CONTEXT) fprintf(stderr, "modes run: stopped: context full (%d tokens)\n", t.n_ctx);
+    if (!rc && o.stats) print_image_sizes(stderr, prompt, &o);
     if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t, o.seed);
     sb_free(&text);
     free(question);

@@ -30,7 +30,7 @@ static int check_size(const char *what, const char *fmt, long long w, long long 
                           what, fmt, w, h);
     if (w > INT32_MAX || h > INT32_MAX || w * h > max_pixels)
         return modes_fail(err, MODES_E_INPUT,
-                          "%s: %s image declares %lld x %lld pixels, over the limit of %lld pixels; refused "
+                          "%s: %s image declares %lld x %lld pixels, over the decode limit of %lld pixels; refused "
                           "before decoding",
                           what, fmt, w, h, (long long)max_pixels);
     return 0;
@@ -150,14 +150,59 @@ static int png_decode_body(png_state *st) {
     return 0;
 }
 
+static uint32_t crc32_png(const unsigned char *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+    }
+    return ~c;
+}
+
+static uint32_t be32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+/* Bytes of IDAT payload in the file, counting only what is actually there (a chunk cut short by the
+ * end of the file counts what remains). Other chunks are skipped by their declared length. */
+static uint64_t png_idat_bytes(const unsigned char *d, size_t len) {
+    uint64_t total = 0;
+    for (size_t at = 8; at + 8 <= len;) {
+        uint64_t n = be32(d + at), body = at + 8;
+        if (!memcmp(d + at + 4, "IDAT", 4)) total += n < len - body ? n : len - body;
+        if (n > len - body) break;
+        at = (size_t)(body + n + 4); /* + CRC */
+    }
+    return total;
+}
+
+/* Deflate codes at most 258 bytes in 2 bits (a length and a distance code of one bit each), so the
+ * data inflates at most 1032-fold; the zlib header, block headers and the image's filter bytes only
+ * raise the need. Bits per pixel by colour type: grey 1, RGB 3, palette 1, grey+alpha 2, RGBA 4
+ * samples of `depth` bits. Interlacing only adds filter bytes. */
+static int png_check_data(const unsigned char *d, size_t len, const char *what, long long w, long long h,
+                          modes_error *err) {
+    static const int samples[7] = {1, 0, 3, 1, 2, 0, 4};
+    int depth = d[24], color = d[25];
+    if (color > 6 || !samples[color] || depth < 1 || depth > 16) return 0; /* libpng reports what is wrong */
+    uint64_t need = (uint64_t)w * (uint64_t)h * (uint64_t)(samples[color] * depth) / 8;
+    uint64_t have = png_idat_bytes(d, len);
+    if (have * 1032 + 1032 >= need) return 0;
+    return modes_fail(err, MODES_E_INPUT,
+                      "%s: PNG image declares %lld x %lld pixels but holds %llu bytes of compressed pixel data, "
+                      "too few for that size (at least %llu); refused before decoding",
+                      what, w, h, (unsigned long long)have, (unsigned long long)(need / 1032));
+}
+
 /* The size in the IHDR chunk, which the PNG specification puts first. It is checked here, before
  * libpng runs at all: libpng reads on to the first IDAT before reporting the header, and a file
  * could fail there for another reason and hide that it asked for too many pixels. */
 static int png_precheck(const unsigned char *d, size_t len, const char *what, int64_t max_pixels, modes_error *err) {
     if (len < 24 || memcmp(d + 12, "IHDR", 4)) return 0; /* libpng reports what is wrong */
-    long long w = (long long)d[16] << 24 | d[17] << 16 | d[18] << 8 | d[19];
-    long long h = (long long)d[20] << 24 | d[21] << 16 | d[22] << 8 | d[23];
-    return check_size(what, "PNG", w, h, max_pixels, err);
+    long long w = be32(d + 16), h = be32(d + 20);
+    int rc = check_size(what, "PNG", w, h, max_pixels, err);
+    /* The data check trusts the header's depth and colour type only when its CRC holds; a damaged
+     * header is libpng's to report. */
+    if (rc || len < 33 || be32(d + 8) != 13 || be32(d + 29) != crc32_png(d + 12, 17)) return rc;
+    return png_check_data(d, len, what, w, h, err);
 }
 
 static int decode_png(const unsigned char *data, size_t len, const char *what, int64_t max_pixels, rgb_image *out,

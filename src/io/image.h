@@ -1,7 +1,13 @@
 /* Image decoding (PNG, JPEG, WebP through Debian's libpng, libjpeg-turbo and libwebp) into 8-bit RGB.
- * The declared size is checked against a pixel budget before any pixel is decoded, so a small file
- * claiming 100000 x 100000 pixels is refused, not allocated. Alpha is dropped and greyscale
- * replicated, as PIL's convert("RGB") does for the reference processor. */
+ * The declared size is checked against a decode budget (100 megapixels by default) before any pixel
+ * is decoded, so a small file claiming 100000 x 100000 pixels is refused, not allocated. A PNG must
+ * also hold enough compressed data for the size it declares (deflate packs at most 1032 bytes into
+ * one), so a few bytes claiming 9000 x 9000 pixels are refused before the pixel buffer exists; JPEG
+ * (arithmetic coding, end-of-band runs) and lossless WebP can code a flat picture of any size in a
+ * few bytes, so for them the budget alone bounds the allocation (3 bytes a pixel). The budget is
+ * about decoding safely: the model's processor then resizes any picture into its own pixel budget.
+ * Alpha is dropped and greyscale replicated, as PIL's convert("RGB") does for the reference
+ * processor. */
 #ifndef MODES_IO_IMAGE_H
 #define MODES_IO_IMAGE_H
 
@@ -10,7 +16,7 @@
 
 #include "modes.h"
 
-#define IMAGE_DEFAULT_MAX_PIXELS ((int64_t)1 << 28) /* 16384 x 16384 */
+#define IMAGE_DEFAULT_MAX_PIXELS ((int64_t)100000000) /* 100 megapixels: 300 MB of RGB */
 #define IMAGE_MAX_FILE_BYTES ((size_t)1 << 30)      /* image_load refuses larger files unread */
 
 typedef struct {
@@ -20,7 +26,7 @@ typedef struct {
 
 /* Decodes a file; the format is found from its first bytes, not its name. max_pixels <= 0 means
  * IMAGE_DEFAULT_MAX_PIXELS, which also caps larger budgets. Every failure (unknown format, truncated
- * or corrupt data, zero size, over budget) is MODES_E_INPUT with a message naming the file, except
+ * or corrupt data, zero size, over budget, a PNG with too little data for its size) is MODES_E_INPUT with a message naming the file, except
  * running out of memory. On failure out is zeroed.
  *
  * Conversions follow Pillow's convert("RGB") on the mode Pillow opens the file as:

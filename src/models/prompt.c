@@ -14,6 +14,7 @@ struct modes_prompt {
     int n_images;
     pixel_patches *patches; /* owned pixel buffers */
     modes_image *images;    /* views of patches */
+    modes_image_info *info; /* each image's decoded and resized size */
 };
 
 void modes_prompt_free(modes_prompt *p) {
@@ -21,6 +22,7 @@ void modes_prompt_free(modes_prompt *p) {
     for (int i = 0; i < p->n_images; i++) pixel_patches_free(&p->patches[i]);
     free(p->patches);
     free(p->images);
+    free(p->info);
     free(p->ids);
     free(p);
 }
@@ -47,17 +49,52 @@ int prompt_prepare(modes_ctx *c, const modes_prompt *p, prepared_input *out, mod
     return model_prepare(c, p->ids, p->n, p->images, p->n_images, out, err);
 }
 
-static int preprocess_file(const modes_model *m, const char *path, pixel_patches *out, modes_error *err) {
+/* The size facts of a picture of w x h pixels preprocessed for the model. */
+static int image_info_of(const modes_model *m, int w, int h, modes_image_info *info, modes_error *err) {
+    const preproc_config *pc = &m->preproc;
+    int rw, rh, rc = preprocess_size(pc, w, h, &rw, &rh, err);
+    if (rc) return rc;
+    const int f = pc->patch * pc->merge;
+    *info = (modes_image_info){w, h, rw, rh, rw / f, rh / f, (rw / f) * (rh / f)};
+    return 0;
+}
+
+/* The decode budget is the decoder's own (100 MP): pictures far above max_pixels are resized
+ * down, not refused. */
+static int preprocess_file(const modes_model *m, const char *path, pixel_patches *out, modes_image_info *info,
+                           modes_error *err) {
     if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
     rgb_image img;
-    /* The decode budget allows images well above max_pixels: they are resized down, not refused. */
-    int rc = image_load(path, m->preproc.max_pixels * 4, &img, err);
+    int rc = image_load(path, 0, &img, err);
     if (!rc) {
         rc = preprocess_image(&m->preproc, &img, out, err);
+        if (!rc && info) rc = image_info_of(m, img.w, img.h, info, err);
         if (rc) modes_error_prefix(err, "%s", path);
     }
     rgb_image_free(&img);
     return rc;
+}
+
+int modes_image_probe(const modes_model *m, const char *path, modes_image_info *info, modes_error *err) {
+    if (!m || !path || !info)
+        return modes_fail(err, MODES_E_INPUT, "modes_image_probe: %s is NULL", !m ? "model" : !path ? "path" : "info");
+    memset(info, 0, sizeof *info);
+    if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
+    rgb_image img;
+    int rc = image_load(path, 0, &img, err);
+    if (!rc && (rc = image_info_of(m, img.w, img.h, info, err))) modes_error_prefix(err, "%s", path);
+    rgb_image_free(&img);
+    return rc;
+}
+
+int modes_prompt_image_info(const modes_prompt *p, int i, modes_image_info *info, modes_error *err) {
+    if (!p || !info)
+        return modes_fail(err, MODES_E_INPUT, "modes_prompt_image_info: %s is NULL", !p ? "prompt" : "info");
+    if (i < 0 || i >= p->n_images)
+        return modes_fail(err, MODES_E_INPUT, "modes_prompt_image_info: no image %d (the prompt has %d)", i,
+                          p->n_images);
+    *info = p->info[i];
+    return 0;
 }
 
 int modes_image_load(const modes_model *m, const char *path, modes_image *img, modes_error *err) {
@@ -66,7 +103,7 @@ int modes_image_load(const modes_model *m, const char *path, modes_image *img, m
     MODES_REQUIRE(err, m);
     MODES_REQUIRE(err, path);
     pixel_patches pp;
-    int rc = preprocess_file(m, path, &pp, err);
+    int rc = preprocess_file(m, path, &pp, NULL, err);
     if (rc) return rc;
     *img = (modes_image){pp.values, pp.grid_t, pp.grid_h, pp.grid_w};
     return 0;
@@ -83,9 +120,10 @@ static int load_images(const modes_model *m, const char *const *paths, modes_pro
     if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
     p->patches = calloc((size_t)p->n_images, sizeof *p->patches);
     p->images = calloc((size_t)p->n_images, sizeof *p->images);
-    if (!p->patches || !p->images) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    p->info = calloc((size_t)p->n_images, sizeof *p->info);
+    if (!p->patches || !p->images || !p->info) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     for (int i = 0; i < p->n_images; i++) {
-        int rc = preprocess_file(m, paths[i], &p->patches[i], err);
+        int rc = preprocess_file(m, paths[i], &p->patches[i], &p->info[i], err);
         if (rc) return rc;
         const pixel_patches *pp = &p->patches[i];
         p->images[i] = (modes_image){pp->values, pp->grid_t, pp->grid_h, pp->grid_w};

@@ -202,10 +202,11 @@ int smart_resize(const preproc_config *cfg, int h, int w, int *out_h, int *out_w
         hb = ceil(h * beta / f) * f;
         wb = ceil(w * beta / f) * f;
     }
-    if (hb > INT32_MAX || wb > INT32_MAX || hb * wb > (double)cfg->max_pixels)
-        return modes_fail(err, MODES_E_INPUT,
-                          "image of %d x %d pixels resizes to %.0f x %.0f, over max_pixels %lld (min_pixels %lld)", w,
-                          h, wb, hb, (long long)cfg->max_pixels, (long long)cfg->min_pixels);
+    /* The result can exceed max_pixels (a side held at one factor by max(), or ceil when scaling
+     * up); the reference goes on with it, and so do we: never by more than a strip of the factor. */
+    if (hb > INT32_MAX || wb > INT32_MAX)
+        return modes_fail(err, MODES_E_INPUT, "image of %d x %d pixels resizes to %.0f x %.0f, too large", w, h, wb,
+                          hb);
     *out_h = (int)hb;
     *out_w = (int)wb;
     return 0;
@@ -416,23 +417,36 @@ static void patchify(const preproc_config *cfg, const uint8_t *rgb, int w, const
                 }
 }
 
-int preprocess_image(const preproc_config *cfg, const rgb_image *img, pixel_patches *out, modes_error *err) {
-    memset(out, 0, sizeof *out);
-    if (!img->rgb || img->w <= 0 || img->h <= 0)
-        return modes_fail(err, MODES_E_INPUT, "image of %d x %d pixels has a side of 0", img->w, img->h);
-    int f = cfg->patch * cfg->merge, rh = img->h, rw = img->w;
-    int rc = cfg->do_resize ? smart_resize(cfg, img->h, img->w, &rh, &rw, err) : 0;
+int preprocess_size(const preproc_config *cfg, int w, int h, int *out_w, int *out_h, modes_error *err) {
+    *out_w = *out_h = 0;
+    if (w <= 0 || h <= 0) return modes_fail(err, MODES_E_INPUT, "image of %d x %d pixels has a side of 0", w, h);
+    int f = cfg->patch * cfg->merge, rh = h, rw = w;
+    int rc = cfg->do_resize ? smart_resize(cfg, h, w, &rh, &rw, err) : 0;
     if (rc) return rc;
     if (rh % f || rw % f)
         return modes_fail(err, MODES_E_INPUT,
                           "image of %d x %d pixels: without do_resize both sides must be multiples of patch_size * "
                           "merge_size = %d",
-                          img->w, img->h, f);
+                          w, h, f);
     int64_t row_len = (int64_t)3 * cfg->temporal_patch * cfg->patch * cfg->patch;
     int64_t n_patches = (int64_t)(rh / cfg->patch) * (rw / cfg->patch);
     if (n_patches > INT32_MAX || n_patches * row_len > ((int64_t)1 << 34))
         return modes_fail(err, MODES_E_INPUT, "image resized to %d x %d gives %lld patches, too many", rw, rh,
                           (long long)n_patches);
+    *out_w = rw;
+    *out_h = rh;
+    return 0;
+}
+
+int preprocess_image(const preproc_config *cfg, const rgb_image *img, pixel_patches *out, modes_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!img->rgb || img->w <= 0 || img->h <= 0)
+        return modes_fail(err, MODES_E_INPUT, "image of %d x %d pixels has a side of 0", img->w, img->h);
+    int rh, rw;
+    int rc = preprocess_size(cfg, img->w, img->h, &rw, &rh, err);
+    if (rc) return rc;
+    int64_t row_len = (int64_t)3 * cfg->temporal_patch * cfg->patch * cfg->patch;
+    int64_t n_patches = (int64_t)(rh / cfg->patch) * (rw / cfg->patch);
     rgb_image resized = {0};
     const rgb_image *src = img;
     if (rh != img->h || rw != img->w) {

@@ -34,10 +34,10 @@ int preproc_config_load(const char *path, preproc_config *cfg, modes_error *err)
 void preproc_config_default(preproc_config *cfg);
 
 /* The target (height, width) of smart_resize (spec section 3 step 2, factor = patch * merge, Python's
- * round-half-to-even); fails on an aspect ratio over max_aspect, on sides over 2^31 or an area over
- * 2^53 (beyond where doubles match Python's integer arithmetic), and on a result whose area exceeds
- * max_pixels (possible only with min_pixels close to max_pixels or very elongated images under a
- * small max_pixels; the reference would go on). */
+ * round-half-to-even) for a picture of any size; fails only on an aspect ratio over max_aspect (200,
+ * as the reference) or an area over 2^53 (beyond where doubles match Python's integer arithmetic).
+ * As in the reference, the result may exceed max_pixels by a strip one factor wide: a very elongated
+ * picture keeps its short side at one factor, and scaling up rounds each side up. */
 int smart_resize(const preproc_config *cfg, int h, int w, int *out_h, int *out_w, modes_error *err);
 
 typedef struct {
@@ -45,6 +45,10 @@ typedef struct {
     int n_patches, row_len;   /* row_len = channels * temporal_patch * patch * patch */
     int grid_t, grid_h, grid_w;
 } pixel_patches;
+
+/* The size preprocess_image resizes a w x h picture to (smart_resize when do_resize), with the same
+ * checks and messages, without touching pixels. */
+int preprocess_size(const preproc_config *cfg, int w, int h, int *out_w, int *out_h, modes_error *err);
 
 /* smart_resize (when do_resize), the resize below, rescale and normalise in float32 as the reference
  * computes them (with both on: (p - mean/rescale) / (std/rescale), the constants rounded to float

@@ -322,7 +322,7 @@ for f in truncated.png empty.png text.png anim.gif huge.png cut.png bad.jpg bad.
     OUT=""
     expect_error "$f" "$BIN" run -m "$REF/model" -p "what is it?" -n 1 --image "$TMP/img/$f"
 done
-expect_error "over the limit" "$BIN" preprocess -m "$REF" --image "$TMP/img/huge.png" -o "$TMP/out/x.safetensors"
+expect_error "over the decode limit" "$BIN" preprocess -m "$REF" --image "$TMP/img/huge.png" -o "$TMP/out/x.safetensors"
 expect_error "aspect ratio" "$BIN" run -m "$REF/model" -p "what is it?" -n 1 --image "$TESTS/data/images/thin_201x1.png"
 args=()
 for i in $(seq 65); do args+=(--image "$IMG"); done
