@@ -1,9 +1,11 @@
 /* The frontier search on synthetic monotone tables: it must return the exhaustive optimum, use at
  * most 2D evaluations of g and D of f, and report an unreachable target. */
 #include <math.h>
+#include <string.h>
 
 #include "check.h"
 #include "skip/search.h"
+#include "skip/tune.h"
 
 typedef struct {
     int D, kind;
@@ -99,7 +101,37 @@ static void test_tau_grid(void) {
     for (int j = 1; j < 100; j++) CHECK(search_tau(j, 100, 0.6) > search_tau(j - 1, 100, 0.6));
 }
 
+/* Default caps come from the alphas: the grid's last tau lies just above the largest score a slot can
+ * have (weight <= 1 times the modality's largest alpha, or 1 without GMLG), for any grid size. */
+static void test_default_caps(void) {
+    const float text[4] = {0.09f, 0.17f, 0.29f, 0.45f}, vision[4] = {0.06f, 0.67f, 0.27f, 0.0f};
+    modes_policy *a = policy_new(SKIP_MODES, 4);
+    CHECK(a != NULL);
+    if (!a) return;
+    memcpy(a->alpha[0], text, sizeof text);
+    memcpy(a->alpha[1], vision, sizeof vision);
+    const double bound[2] = {0.45, 0.67};
+    double cap[2];
+    tune_default_caps(SKIP_MODES, a, cap);
+    for (int D = 2; D <= 200; D += 33)
+        for (int c = 0; c < 2; c++) {
+            const double top = search_tau(D - 1, D, cap[c]);
+            CHECKF(top > bound[c] && top < bound[c] * 1.01, "D %d class %d: last tau %g for largest score %g", D, c, top,
+                   bound[c]);
+            CHECK(search_tau(D - 1, D, 0.71) < bound[c]); /* why a fixed 0.71 cap fails on a 4-layer model */
+        }
+    tune_default_caps(SKIP_THRESHOLD_GMLG, a, cap); /* one tau for both modalities: the larger bound */
+    CHECK(cap[0] == cap[1] && search_tau(9, 10, cap[0]) > 0.67 && search_tau(9, 10, cap[0]) < 0.68);
+    tune_default_caps(SKIP_DMT, a, cap); /* scores are bare weights, up to 1 */
+    CHECK(search_tau(9, 10, cap[0]) > 1 && search_tau(9, 10, cap[1]) > 1 && search_tau(9, 10, cap[0]) < 1.01);
+    tune_default_caps(SKIP_MODES, NULL, cap);
+    CHECK(search_tau(9, 10, cap[0]) > 1);
+    modes_policy_free(a);
+    for (double tau = 0.01; tau < 1.9; tau += 0.1) CHECK(fabs(search_tau(1, 2, search_cap_for_tau(tau)) - tau) < 1e-12);
+}
+
 int main(void) {
+    test_default_caps();
     test_matches_exhaustive();
     test_unreachable();
     test_bisect();

@@ -1,6 +1,7 @@
 /* modes search: thresholds for a target skip ratio on calibration data (spec/modes-method.md
  * section 5), written as a policy file with the search trace. --method picks the baselines' single
  * parameter instead, for the same target, so methods are compared at equal skip ratios. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,9 @@ static const char *HELP =
     "                    [--grid D] [--cap-text X] [--cap-vision Y] [--limit N] [--exhaustive] [--frozen]\n"
     "                    [--method modes|dmt|threshold|gmlg-threshold|naee]\n"
     "  Finds (tau_text, tau_vision) with skip ratio >= RHO and the smallest KL on the calibration answers,\n"
-    "  by the frontier search over a D x D grid (default 100; caps 0.71 and 0.60, the authors').\n"
+    "  by the frontier search over a D x D grid (default 100). The caps set the largest thresholds; by\n"
+    "  default they come from the alphas, so that the grid's corner skips every slot that can be skipped\n"
+    "  and any reachable target is reached (the authors' 30B grid used caps 0.71 and 0.60).\n"
     "  --exhaustive evaluates the whole grid; --frozen estimates the skip ratio from one unskipped pass and\n"
     "  runs real passes only on the frontier. --policy supplies the alphas from modes calibrate.\n"
     "  Before the first pass, -o must be writable and every example usable (its images decode, its\n"
@@ -40,7 +43,7 @@ static int parse_method(const char *s, skip_method *m) {
 int cmd_search(int argc, char **argv) {
     const char *dir = NULL, *data = NULL, *out = NULL, *policy = NULL, *method = "modes";
     long grid = 100, limit = 0;
-    double target = -1, cap_t = 0.71, cap_v = 0.60;
+    double target = -1, cap_t = NAN, cap_v = NAN; /* NaN: caps from the alphas */
     int exhaustive = 0, frozen = 0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -95,8 +98,8 @@ int cmd_search(int argc, char **argv) {
                             .target_skip = target, .has_achieved = 1, .skip = res.skip, .skip_text = res.skip_text,
                             .skip_vision = res.skip_vision, .kl = res.kl, .tokens = res.tokens,
                             .per_layer = res.per_layer, .data = data,
-                            .examples = d.n, .answer_tokens = s.answer_tokens, .grid = (int)grid, .cap_t = cap_t,
-                            .cap_v = cap_v, .real_passes = res.real_passes, .trace = res.trace, .n_trace = res.n_trace,
+                            .examples = d.n, .answer_tokens = s.answer_tokens, .grid = (int)grid, .cap_t = res.cap[0],
+                            .cap_v = res.cap[1], .real_passes = res.real_passes, .trace = res.trace, .n_trace = res.n_trace,
                             .search_mode = o.method == SKIP_MODES || o.method == SKIP_DMT
                                                ? (frozen ? "frozen" : exhaustive ? "exhaustive" : "frontier")
                                                : "bisection"};
@@ -106,10 +109,22 @@ int cmd_search(int argc, char **argv) {
         fprintf(stderr, "search: %s tau (%.5g, %.5g) beta %.3g: skip %.3f (text %.3f, vision %.3f), KL %.4g, %d real passes -> %s\n",
                 method, res.policy->tau[0], res.policy->tau[1], res.policy->beta ? res.policy->beta[0] : 0.0, res.skip,
                 res.skip_text, res.skip_vision, res.kl, res.real_passes, out);
+    const int hint = rc && res.unreachable && res.caps_reach;
+    const double hint_cap[2] = {res.suggest_cap[0], res.suggest_cap[1]};
     tune_result_free(&res);
     modes_policy_free(alphas);
     calib_session_close(&s);
     data_free(&d);
     modes_model_free(m);
-    return rc ? cli_fail("search", &err) : 0;
+    if (!rc) return 0;
+    if (!hint) return cli_fail("search", &err);
+    /* One line still: the library's message, then the options that reach the target. */
+    if (o.method == SKIP_MODES || o.method == SKIP_DMT)
+        fprintf(stderr, "modes search: %s: pass --cap-text %.4g --cap-vision %.4g, or leave both out for caps that "
+                "reach any reachable target\n", err.msg, hint_cap[0], hint_cap[1]);
+    else
+        fprintf(stderr, "modes search: %s: pass --cap-text %.4g, or leave it out for a cap that reaches any reachable "
+                "target\n", err.msg, hint_cap[0]);
+    rc = 1;
+    return rc;
 }

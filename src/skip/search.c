@@ -10,6 +10,8 @@ double search_tau(int j, int D, double cap) {
     return 2.0 / (1.0 + exp(-10.0 * (x - 1.0)));
 }
 
+double search_cap_for_tau(double tau) { return 1.0 - log(2.0 / tau - 1.0) / 10.0; }
+
 int search_init(search_state *s, int D, search_eval_fn eval, void *user, modes_error *err) {
     *s = (search_state){.D = D, .eval = eval, .user = user, .best_q = -1, .best_p = -1};
     if (D < 2 || D > 4096) return modes_fail(err, MODES_E_INPUT, "--grid must be between 2 and 4096");
@@ -66,6 +68,8 @@ static int unreachable(search_state *s, double rho, modes_error *err) {
     double g = NAN;
     int rc = point(s, s->D - 1, s->D - 1, NULL, &g, err);
     if (rc) return rc;
+    s->unreachable = 1;
+    s->max_g = g;
     return modes_fail(err, MODES_E_INPUT, "target skip ratio %.3f is unreachable: the largest thresholds give %.3f", rho, g);
 }
 

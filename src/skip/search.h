@@ -23,10 +23,14 @@ typedef struct {
     search_point *trace;          /* every evaluated point, in evaluation order (owned) */
     int n_trace, cap_trace;
     double *memo_f, *memo_g;      /* [D * D], NaN where not evaluated (owned) */
+    int unreachable;              /* set when the target failed at the largest thresholds ... */
+    double max_g;                 /* ... which gave this g */
 } search_state;
 
 /* tau = 2 / (1 + exp(-10 (x - 1))) at x = cap * j / (D - 1): dense near 0, where scores live. */
 double search_tau(int j, int D, double cap);
+/* The smallest cap whose last grid point's tau is at least tau (0 < tau < 2): the inverse mapping. */
+double search_cap_for_tau(double tau);
 
 int search_init(search_state *s, int D, search_eval_fn eval, void *user, modes_error *err);
 void search_free(search_state *s);
