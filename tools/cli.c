@@ -248,17 +248,31 @@ void cli_progress_end(void) {
     if (isatty(STDERR_FILENO)) fprintf(stderr, "\r\033[K");
 }
 
-int cli_load_policy(const modes_model *m, const char *policy_path, const char *skip_spec, modes_policy **p,
-                    modes_error *err) {
+int cli_check_skip_alphas(const char *skip_spec, const char *alphas_path, modes_error *err) {
+    const char *colon = strchr(skip_spec, ':');
+    const size_t n = colon ? (size_t)(colon - skip_spec) : strlen(skip_spec);
+    const int needs = (n == 5 && !strncmp(skip_spec, "modes", 5)) || (n == 14 && !strncmp(skip_spec, "gmlg-threshold", 14));
+    if (needs && !alphas_path)
+        return modes_fail(err, MODES_E_INPUT, "--skip %s needs layer importances: pass --alphas FILE (the alphas from "
+                          "modes calibrate, or a policy file)", skip_spec);
+    return 0;
+}
+
+int cli_load_policy(const modes_model *m, const char *policy_path, const char *alphas_path, const char *skip_spec,
+                    modes_policy **p, modes_error *err) {
     *p = NULL;
-    modes_policy *file = NULL;
-    int rc = policy_path ? modes_policy_load(m, policy_path, &file, err) : 0;
-    if (rc || !skip_spec) {
-        *p = file;
-        return rc;
-    }
-    rc = modes_policy_from_spec(m, skip_spec, file, p, err);
-    modes_policy_free(file);
+    if (policy_path && skip_spec)
+        return modes_fail(err, MODES_E_INPUT, "--policy FILE and --skip %s both choose the skipping: give one (a spec "
+                          "takes its layer importances from --alphas FILE)", skip_spec);
+    if (alphas_path && !skip_spec)
+        return modes_fail(err, MODES_E_INPUT, "--alphas FILE gives layer importances to a --skip spec, and no --skip "
+                          "was given (--policy FILE applies a complete policy)");
+    if (!skip_spec) return policy_path ? modes_policy_load(m, policy_path, p, err) : 0;
+    modes_policy *alphas = NULL;
+    int rc = cli_check_skip_alphas(skip_spec, alphas_path, err);
+    if (!rc && alphas_path) rc = modes_policy_load(m, alphas_path, &alphas, err);
+    if (!rc) rc = modes_policy_from_spec(m, skip_spec, alphas, p, err);
+    modes_policy_free(alphas);
     return rc;
 }
 

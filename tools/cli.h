@@ -64,9 +64,12 @@ long cli_seed(long seed);
  * line breaks that end stdin or the file are dropped. Both -p and -f given is an error. */
 int cli_prompt_text(const char *prompt, const char *file, char **out, modes_error *err);
 
-/* --policy FILE and/or --skip SPEC (the spec takes the file's alphas); *p is NULL when neither. */
-int cli_load_policy(const modes_model *m, const char *policy_path, const char *skip_spec, modes_policy **p,
-                    modes_error *err);
+/* --policy FILE (a complete policy) or --skip SPEC (whose modes: and gmlg-threshold: take the layer
+ * importances of --alphas FILE, an alphas or policy file); *p is NULL when neither. */
+int cli_load_policy(const modes_model *m, const char *policy_path, const char *alphas_path, const char *skip_spec,
+                    modes_policy **p, modes_error *err);
+/* MODES_E_INPUT naming --alphas when the spec needs layer importances and no --alphas was given. */
+int cli_check_skip_alphas(const char *skip_spec, const char *alphas_path, modes_error *err);
 
 /* Progress on stderr for long work, only when stderr is a terminal (quiet in scripts and CI).
  * total <= 0: an open-ended count. The user pointer is unused. */

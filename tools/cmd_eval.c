@@ -15,10 +15,11 @@
 #include "io/file.h"
 
 static const char *HELP =
-    "usage: modes eval -m DIR --bench FILE.jsonl [--policy FILE | --skip SPEC]... [--alphas POLICY.json]\n"
+    "usage: modes eval -m DIR --bench FILE.jsonl [--policy FILE | --skip SPEC]... [--alphas FILE]\n"
     "                  [-o RESULTS.json] [--plot FILE.svg] [--json] [--limit N] [-n MAX_NEW] [--skip-bad]\n"
     "  Answers every example greedily without skipping and under each policy, and scores the answers\n"
-    "  (metrics exact, choice, yesno). modes: and gmlg-threshold: specs take their alphas from --alphas.\n"
+    "  (metrics exact, choice, yesno). --policy FILE applies a complete skip policy; modes: and\n"
+    "  gmlg-threshold: specs take their layer importances from --alphas FILE (an alphas or policy file).\n"
     "  Before the first pass, -o and --plot must be writable and every example usable (its images decode,\n"
     "  its prompt and answer, and its prompt and MAX_NEW tokens, fit the context); all unusable examples\n"
     "  are listed at once and nothing runs, unless --skip-bad leaves them out (the results count them).\n"
@@ -242,7 +243,8 @@ int cmd_eval(int argc, char **argv) {
     if (!rc && o.alphas) rc = modes_policy_load(m, o.alphas, &alphas, &err);
     for (int r = 1; !rc && r < o.n_runs; r++) {
         rc = o.is_file[r] ? modes_policy_load(m, o.labels[r], &pol[r], &err)
-                          : modes_policy_from_spec(m, o.labels[r], alphas, &pol[r], &err);
+                          : cli_check_skip_alphas(o.labels[r], o.alphas, &err);
+        if (!rc && !o.is_file[r]) rc = modes_policy_from_spec(m, o.labels[r], alphas, &pol[r], &err);
         if (!rc) {
             runs[r] = (eval_run){o.labels[r], pol[r]};
             methods[r] = policy_method_name(pol[r]->method);

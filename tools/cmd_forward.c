@@ -11,7 +11,7 @@
 
 static const char *HELP =
     "usage: modes forward -m DIR --input CASE.safetensors -o OUT.safetensors [-t THREADS]\n"
-    "                     [--policy FILE | --skip SPEC] [--image FILE]...\n"
+    "                     [--policy FILE | --skip SPEC [--alphas FILE]] [--image FILE]...\n"
     "  Runs one teacher-forced pass over input_ids and writes logits for every position plus the\n"
     "  reference taps (text.layerN.in/attn_out/moe_out/out, router_topk_idx/weights, ...), fp32.\n"
     "  --image files replace the case's pixel_values: they are preprocessed with the model's settings.\n"
@@ -45,7 +45,7 @@ static void collect(void *user, const char *name, int is_int, const void *data, 
 }
 
 int cmd_forward(int argc, char **argv) {
-    const char *policy_path = NULL, *skip = NULL, *images[64];
+    const char *policy_path = NULL, *alphas_path = NULL, *skip = NULL, *images[64];
     int n_images = 0;
     const char *dir = NULL, *input = NULL, *out = NULL;
     long threads = 0;
@@ -64,6 +64,7 @@ int cmd_forward(int argc, char **argv) {
         if (r < 0) return 1;
         if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--policy", &policy_path, "forward")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--alphas", &alphas_path, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--skip", &skip, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--input", &input, "forward")) <= 0 ||
             (r = opt_str(argc, argv, &i, "-o|--output", &out, "forward")) <= 0 ||
@@ -85,7 +86,7 @@ int cmd_forward(int argc, char **argv) {
     if (!rc) rc = modes_model_load(dir, &m, &err);
     if (!rc) rc = read_case(input, m, &in, &err);
     modes_policy *policy = NULL;
-    if (!rc) rc = cli_load_policy(m, policy_path, skip, &policy, &err);
+    if (!rc) rc = cli_load_policy(m, policy_path, alphas_path, skip, &policy, &err);
     if (!rc && n_images) rc = case_use_images(&in, m, images, n_images, &err);
     modes_ctx_params cp = {.n_ctx = in.n, .threads = (int)threads};
     if (!rc) rc = modes_ctx_new(m, &cp, &ctx, &err);

@@ -11,13 +11,13 @@
 
 static const char *HELP =
     "usage: modes generate -m DIR --input CASE.safetensors -n N [--stop] [--step-logits OUT.safetensors]\n"
-    "                      [--policy FILE | --skip SPEC] [--image FILE]... [-t THREADS]\n"
+    "                      [--policy FILE | --skip SPEC [--alphas FILE]] [--image FILE]... [-t THREADS]\n"
     "  Greedy continuation of input_ids; prints {\"ids\": [...]} (new tokens only). Generation runs N\n"
     "  steps; with --stop it ends early at the model's end-of-turn ids.\n"
     "  Long forms: -m/--model, -n/--n-predict, -t/--threads. Defaults: -n 16, -t {cores} (the physical cores).\n";
 
 int cmd_generate(int argc, char **argv) {
-    const char *policy_path = NULL, *skip = NULL, *images[64];
+    const char *policy_path = NULL, *alphas_path = NULL, *skip = NULL, *images[64];
     int n_images = 0;
     const char *dir = NULL, *input = NULL, *step_out = NULL;
     long n_new = 16, threads = 0;
@@ -41,6 +41,7 @@ int cmd_generate(int argc, char **argv) {
         if (r < 0) return 1;
         if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--policy", &policy_path, "generate")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--alphas", &alphas_path, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--skip", &skip, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--input", &input, "generate")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--step-logits", &step_out, "generate")) <= 0 ||
@@ -63,7 +64,7 @@ int cmd_generate(int argc, char **argv) {
     int rc = modes_model_load(dir, &m, &err);
     if (!rc) rc = read_case(input, m, &in, &err);
     modes_policy *policy = NULL;
-    if (!rc) rc = cli_load_policy(m, policy_path, skip, &policy, &err);
+    if (!rc) rc = cli_load_policy(m, policy_path, alphas_path, skip, &policy, &err);
     if (!rc && n_images) rc = case_use_images(&in, m, images, n_images, &err);
     const int V = m ? modes_model_vocab(m) : 0;
     modes_ctx_params cp = {.n_ctx = in.n + (int)n_new, .threads = (int)threads};

@@ -12,8 +12,8 @@
 
 static const char *HELP =
     "usage: modes run -m DIR (-p TEXT | -f FILE) [--image FILE]... [--system TEXT] [-c N] [-n MAX_NEW] [--temp T]\n"
-    "                 [--top-k K] [--top-p P] [--seed S] [-t THREADS] [--policy FILE | --skip SPEC]\n"
-    "                 [--stats] [--json]\n"
+    "                 [--top-k K] [--top-p P] [--seed S] [-t THREADS] \n"
+    "                 [--policy FILE | --skip SPEC [--alphas FILE]] [--stats] [--json]\n"
     "  Answers TEXT (about the images, in order) with the model's chat template. Greedy unless --temp > 0.\n"
     "  -c/--ctx-size N: tokens the context holds, prompt included (default: the prompt and -n, up to the\n"
     "  model's maximum; 0: the model's maximum). The answer stops when it is full, with a note on stderr;\n"
@@ -26,12 +26,13 @@ static const char *HELP =
     "  processor does (only over 100 megapixels or an aspect ratio over 200 is refused); --stats and\n"
     "  --json say how each was resized.\n"
     "  --skip SPEC: none, topk:K, naee:BETA, threshold:TAU, dmt:TT,TV, gmlg-threshold:TAU, modes:TT,TV\n"
-    "  (modes: and gmlg-threshold: take the alphas of --policy FILE).\n";
+    "  --policy FILE applies a complete skip policy (from modes search); modes: and gmlg-threshold: specs\n"
+    "  take their layer importances from --alphas FILE (from modes calibrate, or a policy file).\n";
 
 #define MAX_IMAGES 64
 
 typedef struct {
-    const char *dir, *prompt, *file, *system, *policy, *skip;
+    const char *dir, *prompt, *file, *system, *policy, *alphas, *skip;
     const char *images[MAX_IMAGES];
     int n_images;
     long n_new, n_ctx, threads, top_k, seed; /* n_ctx -1: not given */
@@ -61,6 +62,7 @@ static int parse(int argc, char **argv, run_opts *o) {
             (r = opt_str(argc, argv, &i, "-f|--file", &o->file, "run")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--system", &o->system, "run")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--policy", &o->policy, "run")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--alphas", &o->alphas, "run")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--skip", &o->skip, "run")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-n|--n-predict", 0, 1 << 20, &o->n_new, "run")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-c|--ctx-size", 0, 1 << 30, &o->n_ctx, "run")) <= 0 ||
@@ -243,7 +245,7 @@ int cmd_run(int argc, char **argv) {
     int rc = cli_prompt_text(o.prompt, o.file, &question, &err);
     if (!rc) rc = modes_model_load(o.dir, &m, &err);
     if (!rc && !modes_model_tokenizer(m)) rc = modes_fail(&err, MODES_E_INPUT, "%s: no tokenizer.json", o.dir);
-    if (!rc) rc = cli_load_policy(m, o.policy, o.skip, &policy, &err);
+    if (!rc) rc = cli_load_policy(m, o.policy, o.alphas, o.skip, &policy, &err);
     if (!rc) rc = modes_prompt_new(m, o.system, question, o.images, o.n_images, NULL, &prompt, &err);
     if (!rc) {
         modes_prompt_ids(prompt, &n);

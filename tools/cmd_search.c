@@ -14,7 +14,7 @@
 #include "skip/tune.h"
 
 static const char *HELP =
-    "usage: modes search -m DIR --data FILE.jsonl --policy POLICY.json --target RHO -o POLICY.json\n"
+    "usage: modes search -m DIR --data FILE.jsonl --alphas FILE --target RHO -o POLICY.json\n"
     "                    [--grid D] [--cap-text X] [--cap-vision Y] [--limit N] [--exhaustive] [--frozen]\n"
     "                    [--method modes|dmt|threshold|gmlg-threshold|naee]\n"
     "  Finds (tau_text, tau_vision) with skip ratio >= RHO and the smallest KL on the calibration answers,\n"
@@ -22,7 +22,8 @@ static const char *HELP =
     "  default they come from the alphas, so that the grid's corner skips every slot that can be skipped\n"
     "  and any reachable target is reached (the authors' 30B grid used caps 0.71 and 0.60).\n"
     "  --exhaustive evaluates the whole grid; --frozen estimates the skip ratio from one unskipped pass and\n"
-    "  runs real passes only on the frontier. --policy supplies the alphas from modes calibrate.\n"
+    "  runs real passes only on the frontier. --alphas FILE supplies the layer importances (the alphas\n"
+    "  file of modes calibrate, or a policy file); modes and gmlg-threshold need them.\n"
     "  Before the first pass, -o must be writable and every example usable (its images decode, its\n"
     "  prompt and answer fit the context); all unusable examples are listed at once, and nothing runs.\n"
     "  Long forms: -m/--model, -o/--output. Defaults: --method modes, --grid 100, --cap-text 0.71,\n"
@@ -53,10 +54,13 @@ int cmd_search(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--exhaustive")) { exhaustive = 1; continue; }
         if (!strcmp(argv[i], "--frozen")) { frozen = 1; continue; }
+        if (!strcmp(argv[i], "--policy") || !strncmp(argv[i], "--policy=", 9)) /* its old name here; elsewhere --policy applies a complete policy */
+            return cli_usage("search", "--policy is --alphas here: the layer importances to search with "
+                             "(--policy FILE applies a complete policy in run and eval)");
         if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "search")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--data", &data, "search")) <= 0 ||
             (r = opt_str(argc, argv, &i, "-o|--output", &out, "search")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--policy", &policy, "search")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--alphas", &policy, "search")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--method", &method, "search")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--grid", 2, 4096, &grid, "search")) <= 0 ||
             (r = opt_int(argc, argv, &i, "--limit", 0, 1 << 30, &limit, "search")) <= 0 ||
@@ -73,7 +77,7 @@ int cmd_search(int argc, char **argv) {
     if (!dir || !data || !out || target < 0) return cli_usage("search", "-m, --data, --target and -o are required");
     if (parse_method(method, &o.method)) return cli_usage("search", "--method must be modes, dmt, threshold, gmlg-threshold or naee");
     if ((o.method == SKIP_MODES || o.method == SKIP_THRESHOLD_GMLG) && !policy)
-        return cli_usage("search", "--method %s needs --policy FILE with the alphas from modes calibrate", method);
+        return cli_usage("search", "--method %s needs --alphas FILE (the alphas from modes calibrate, or a policy file)", method);
     const char *outputs[] = {out};
     if (cli_check_outputs("search", outputs, 1)) return 1;
 

@@ -25,7 +25,7 @@ for t in $TARGETS; do
     for method in modes gmlg-threshold dmt threshold naee; do
         p="$OUT/policies/$method-$t.json"
         log "search $method for $t"
-        if "$BIN" search -m "$MODEL" --data "$CALIB" --limit "$SEARCH_LIMIT" --policy "$OUT/alphas.json" --target "$t" \
+        if "$BIN" search -m "$MODEL" --data "$CALIB" --limit "$SEARCH_LIMIT" --alphas "$OUT/alphas.json" --target "$t" \
             --grid "$GRID" $CAPS --method "$method" -o "$p" 2>>"$OUT/search.log"; then
             runs+=(--policy "$p")
         else

@@ -115,8 +115,8 @@ int model_synthetic(const char *name, int layers, size_t expert_budget, uint64_t
                     modes_error *err) {
     *out = NULL;
     if (strcmp(name, "qwen3-vl-30b-a3b"))
-        return modes_fail(err, MODES_E_INPUT, "--synthetic %s: unknown model (known: qwen3-vl-30b-a3b)", name);
-    if (layers < 1 || layers > 48) return modes_fail(err, MODES_E_INPUT, "--layers must be between 1 and 48");
+        return modes_fail(err, MODES_E_INPUT, "synthetic model '%s': unknown model (known: qwen3-vl-30b-a3b)", name);
+    if (layers < 1 || layers > 48) return modes_fail(err, MODES_E_INPUT, "synthetic model: %d layers, must be between 1 and 48", layers);
     modes_model *m = calloc(1, sizeof *m);
     if (!m || !(m->dir = strdup("synthetic:qwen3-vl-30b-a3b"))) {
         free(m);

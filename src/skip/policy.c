@@ -160,20 +160,20 @@ int policy_from_spec(const char *spec, const modes_policy *alphas, int n_layers,
         if (strlen(kinds[i].name) == nl && !strncmp(spec, kinds[i].name, nl)) kind = (int)i;
     if (kind < 0)
         return modes_fail(err, MODES_E_INPUT,
-                          "--skip %s: unknown method (none, topk:K, naee:BETA, threshold:TAU, dmt:TT,TV, "
+                          "skip spec '%s': unknown method (none, topk:K, naee:BETA, threshold:TAU, dmt:TT,TV, "
                           "gmlg-threshold:TAU, modes:TT,TV)", spec);
     const skip_method m = kinds[kind].m;
     double a = 0, b = 0;
     if (m != SKIP_NONE && (!colon || parse_pair(colon + 1, &a, &b)))
-        return modes_fail(err, MODES_E_INPUT, "--skip %s: expected %s:VALUE or %s:TEXT,VISION", spec, kinds[kind].name,
+        return modes_fail(err, MODES_E_INPUT, "skip spec '%s': expected %s:VALUE or %s:TEXT,VISION", spec, kinds[kind].name,
                           kinds[kind].name);
     if ((m == SKIP_MODES || m == SKIP_THRESHOLD_GMLG) && (!alphas || !alphas->alpha[0]))
-        return modes_fail(err, MODES_E_INPUT, "--skip %s needs layer importances: pass --policy FILE from modes calibrate",
+        return modes_fail(err, MODES_E_INPUT, "skip spec '%s' needs layer importances (alphas)",
                           spec);
     if (m == SKIP_TOPK && (a < 1 || b < 1 || a != floor(a) || b != floor(b) || a > 1024 || b > 1024))
-        return modes_fail(err, MODES_E_INPUT, "--skip %s: k must be a whole number of at least 1", spec);
+        return modes_fail(err, MODES_E_INPUT, "skip spec '%s': k must be a whole number of at least 1", spec);
     if (m != SKIP_TOPK && (a < 0 || b < 0 || (m == SKIP_NAEE && a > 1)))
-        return modes_fail(err, MODES_E_INPUT, "--skip %s: thresholds must be >= 0 (and beta <= 1)", spec);
+        return modes_fail(err, MODES_E_INPUT, "skip spec '%s': thresholds must be >= 0 (and beta <= 1)", spec);
     modes_policy *p = policy_new(m, n_layers);
     if (!p) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     p->tau[0] = (float)a;

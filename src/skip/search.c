@@ -14,7 +14,7 @@ double search_cap_for_tau(double tau) { return 1.0 - log(2.0 / tau - 1.0) / 10.0
 
 int search_init(search_state *s, int D, search_eval_fn eval, void *user, modes_error *err) {
     *s = (search_state){.D = D, .eval = eval, .user = user, .best_q = -1, .best_p = -1};
-    if (D < 2 || D > 4096) return modes_fail(err, MODES_E_INPUT, "--grid must be between 2 and 4096");
+    if (D < 2 || D > 4096) return modes_fail(err, MODES_E_INPUT, "grid size %d: must be between 2 and 4096", D);
     s->memo_f = malloc((size_t)D * D * sizeof *s->memo_f);
     s->memo_g = malloc((size_t)D * D * sizeof *s->memo_g);
     s->cap_trace = 3 * D;

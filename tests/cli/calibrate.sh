@@ -21,7 +21,7 @@ ok cmp -s "$TMP/a.json" "$TMP/b.json"
 ok test "$(field "$TMP/a.json" "round(sum(d['alpha']['text']), 5)")" = "1.0"
 ok test "$(field "$TMP/a.json" "d['calibration']['examples']")" = "6"
 
-S="--policy $TMP/a.json --target 0.4 --grid 12 --cap-text 1 --cap-vision 1"
+S="--alphas $TMP/a.json --target 0.4 --grid 12 --cap-text 1 --cap-vision 1"
 ok "$BIN" search -m "$M" --data "$D" $S -o "$TMP/f.json"
 ok "$BIN" search -m "$M" --data "$D" $S --exhaustive -o "$TMP/e.json"
 ok "$BIN" search -m "$M" --data "$D" $S --frozen -o "$TMP/z.json"
@@ -35,7 +35,7 @@ for m in threshold naee dmt; do
     ok test "$(field "$TMP/$m.json" "d['method'] == '$m' and d['achieved']['skip'] >= 0.4")" = "True"
 done
 
-"$BIN" search -m "$M" --data "$D" --policy "$TMP/a.json" --target 0.99 -o "$TMP/x.json" 2>"$TMP/err"
+"$BIN" search -m "$M" --data "$D" --alphas "$TMP/a.json" --target 0.99 -o "$TMP/x.json" 2>"$TMP/err"
 ok test $? -eq 1
 ok grep -q unreachable "$TMP/err"
 ok test ! -e "$TMP/x.json"

@@ -56,7 +56,7 @@ expect_error "nonexistent" "$BIN" generate -m "$REF/model" --input "$TMP/nonexis
 expect_error "/no/such/model" "$BIN" run -m /no/such/model -p hi
 expect_error "-n" "$BIN" run -m "$REF/model" -p hi -n -3
 expect_error "--temp" "$BIN" run -m "$REF/model" -p hi --temp abc
-expect_error "--skip bogus" "$BIN" run -m "$REF/model" -p hi --skip bogus
+expect_error "skip spec 'bogus'" "$BIN" run -m "$REF/model" -p hi --skip bogus
 expect_error "modes:0.1,0.1" "$BIN" run -m "$REF/model" -p hi --skip modes:0.1,0.1
 expect_error "nope.json" "$BIN" run -m "$REF/model" -p hi --policy "$TMP/nope.json"
 expect_error "unknown option" "$BIN" run -m "$REF/model" -p hi --frobnicate

@@ -368,7 +368,7 @@ for p in nan inf layers type k method deep utf8 truncated other; do
     good_out "$TMP/out/results.json"
     expect_error "$p.json" "$BIN" eval -m "$REF/model" --bench "$D" --policy "$POL/$p.json" -o "$OUT" --limit 1 -n 1
     good_out "$TMP/out/searched.json"
-    expect_error "$p.json" "$BIN" search -m "$REF/model" --data "$D" --policy "$POL/$p.json" --target 0.3 -o "$OUT"
+    expect_error "$p.json" "$BIN" search -m "$REF/model" --data "$D" --alphas "$POL/$p.json" --target 0.3 -o "$OUT"
 done
 
 # ---- data files (calibrate, search, eval) -------------------------------------------------------------------
@@ -403,7 +403,7 @@ STDERR_LINES=2 data_case "cut.png" "{$Q, \"image\": \"$TMP/img/cut.png\"}"  # a 
 policy good.json '"method": "modes", "alpha": {"text": [1, 2, 1], "vision": [1, 1, 1]}, "tau": 0.1'
 printf '{"image": "red_square.png", %s}\n{"question": "x"' "$Q" >"$TMP/bad_search.jsonl"
 good_out "$TMP/out/search.json"
-expect_error "bad_search.jsonl" "$BIN" search -m "$REF/model" --data "$TMP/bad_search.jsonl" --policy "$POL/good.json" \
+expect_error "bad_search.jsonl" "$BIN" search -m "$REF/model" --data "$TMP/bad_search.jsonl" --alphas "$POL/good.json" \
     --target 0.3 -o "$OUT"
 
 # ---- well-formed files built to be slow ----------------------------------------------------------------------

@@ -46,7 +46,7 @@ ok grep -q "skip" run.out run.err
 
 # Explicit caps still apply: the authors' grid cannot reach the target on this model, and the one line
 # on stderr names the options (and values) that do.
-S="-m models/shapes-vqa --data models/shapes-vqa/data/calib.jsonl --policy alphas.json --limit 24 --grid 16"
+S="-m models/shapes-vqa --data models/shapes-vqa/data/calib.jsonl --alphas alphas.json --limit 24 --grid 16"
 bin/modes search $S --target "$target" --cap-text 0.71 --cap-vision 0.6 -o capped.json 2>err
 ok test $? -eq 1
 ok test "$(wc -l <err)" -eq 1
