@@ -8,7 +8,8 @@
  *   (which are never skipped), and skips exactly (k-1)/k of the slots of text and vision tokens and
  *   none of the special tokens';
  * - the counters show that skipped experts cost nothing (rows and bytes go down with the ratio);
- * - --skip specs and policy files are validated. */
+ * - --skip specs and policy files are validated;
+ * - a policy is bound to the architecture, tensors and sampled weights, not config.json's bytes. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <limits.h>
 #include <math.h>
@@ -245,6 +246,121 @@ static void test_policy_files(const modes_model *m, const char *tmp) {
     free(path);
 }
 
+/* A copy of the tiny model whose config.json is the original's text passed through edit(). */
+static modes_model *load_copy(const char *tmp, const char *name, void (*edit)(char *text, size_t *len)) {
+    char *cfg_path = path_join(shared_path(TINY), "config.json"), *text, abs_dir[PATH_MAX];
+    size_t len;
+    modes_error err;
+    modes_model *m = NULL;
+    CHECK(read_file(cfg_path, 1 << 20, &text, &len, &err) == 0);
+    free(cfg_path);
+    edit(text, &len);
+    char *dir = path_join(tmp, name), *dst = path_join(dir, "config.json");
+    mkdir(dir, 0755);
+    CHECK(write_file_atomic(dst, text, len, &err) == 0);
+    free(dst);
+    const char *files[] = {"model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 4 && realpath(shared_path(TINY), abs_dir); i++) {
+        char *src = path_join(abs_dir, files[i]);
+        dst = path_join(dir, files[i]);
+        CHECK(symlink(src, dst) == 0);
+        free(src);
+        free(dst);
+    }
+    if (realpath(shared_path("ref/qwen3vlmoe-tiny-a"), abs_dir)) {
+        char *src = path_join(abs_dir, "preprocessor_config.json");
+        dst = path_join(dir, "preprocessor_config.json");
+        CHECK(symlink(src, dst) == 0);
+        free(src);
+        free(dst);
+    }
+    CHECKF(modes_model_load(dir, &m, &err) == 0, "%s", err.msg);
+    free(text);
+    free(dir);
+    return m;
+}
+
+static void reformat(char *text, size_t *len) { /* one line: same values, other bytes */
+    size_t o = 0;
+    for (size_t i = 0; i < *len; i++) {
+        if (text[i] == '\n') {
+            while (i + 1 < *len && text[i + 1] == ' ') i++;
+            text[o++] = ' ';
+        } else {
+            text[o++] = text[i];
+        }
+    }
+    text[*len = o] = 0;
+}
+
+static void other_rope(char *text, size_t *len) {
+    char *at = strstr(text, "\"rope_theta\": 5000000.0");
+    CHECK(at != NULL);
+    if (at) at[strlen("\"rope_theta\": ")] = '4';
+    reformat(text, len);
+}
+
+/* A policy is bound to the architecture's values, tensors and sampled weights, not config.json's
+ * bytes; a refusal names what differs. */
+static void test_binding(const modes_model *m, const char *tmp) {
+    policy_binding b;
+    modes_error err = {0};
+    CHECKF(model_binding(m, &b, &err) == 0, "%s", err.msg);
+    CHECK(b.n_tensors > 10 && b.weights[0] && b.n_fields > 20);
+    modes_policy *p = spec(m, "threshold:0.1", NULL), *q = NULL;
+    char *path = path_join(tmp, "bound.json");
+    policy_meta meta = {.binding = &b, .experts = 8, .top_k = 2, .target_skip = -1};
+    CHECKF(policy_save(path, p, &meta, &err) == 0, "%s", err.msg);
+    CHECKF(modes_policy_load(m, path, &q, &err) == 0, "%s", err.msg);
+    modes_policy_free(q);
+
+    modes_model *same = load_copy(tmp, "reformatted", reformat), *other = load_copy(tmp, "rope", other_rope);
+    if (same) { /* the old binding (config.json's bytes) refused this */
+        CHECKF(modes_policy_load(same, path, &q, &err) == 0, "reformatted config.json: %s", err.msg);
+        modes_policy_free(q);
+    }
+    if (other) {
+        q = NULL;
+        CHECK(modes_policy_load(other, path, &q, &err) == MODES_E_INPUT && !q);
+        CHECKF(strstr(err.msg, "rope_theta=5000000, this model has 4000000") && strstr(err.msg, "bound.json"), "%s", err.msg);
+    }
+    modes_model_free(same);
+    modes_model_free(other);
+
+    policy_binding c = b; /* the same model seen through an edited binding: each difference named */
+    uint32_t *t = malloc(b.n_tensors * sizeof *t);
+    CHECK(t != NULL);
+    if (t) {
+        c.tensor = t;
+        memcpy(t, b.tensor, b.n_tensors * sizeof *t);
+        t[3] ^= 1; /* same name, another dtype or shape */
+        CHECK(policy_load(path, m->n_moe_layers, &c, &q, &err) == MODES_E_INPUT);
+        char want[300];
+        snprintf(want, sizeof want, "tensor %s: its dtype or shape differs", b.tensor_name[3]);
+        CHECKF(strstr(err.msg, want), "'%s' lacks '%s'", err.msg, want);
+        t[3] ^= 1u << 20; /* another name */
+        CHECK(policy_load(path, m->n_moe_layers, &c, &q, &err) == MODES_E_INPUT && strstr(err.msg, "tensor names differ"));
+        memcpy(t, b.tensor, b.n_tensors * sizeof *t);
+        c.n_tensors--;
+        CHECK(policy_load(path, m->n_moe_layers, &c, &q, &err) == MODES_E_INPUT && strstr(err.msg, "tensors, this model has"));
+        free(t);
+    }
+    c = b;
+    for (int i = 0; i < c.n_fields; i++)
+        if (!strcmp(c.field[i], "num_experts")) c.value[i] = 64;
+    CHECK(policy_load(path, m->n_moe_layers, &c, &q, &err) == MODES_E_INPUT);
+    CHECKF(strstr(err.msg, "made for a model with num_experts=8, this model has 64"), "%s", err.msg);
+    c = b;
+    c.weights[0] = c.weights[0] == '0' ? '1' : '0';
+    CHECK(policy_load(path, m->n_moe_layers, &c, &q, &err) == MODES_E_INPUT && strstr(err.msg, "other weights"));
+    c = b;
+    c.architecture = "kimi_vl";
+    CHECK(policy_load(path, m->n_moe_layers, &c, &q, &err) == MODES_E_INPUT && strstr(err.msg, "qwen3_vl_moe model, this one is kimi_vl"));
+    modes_policy_free(p);
+    policy_binding_free(&b);
+    free(path);
+}
+
 int main(void) {
     require_shared();
     char tmp[] = "/tmp/modes-skip-XXXXXX";
@@ -264,6 +380,7 @@ int main(void) {
         test_topk(m, &image, &plain, tmp);
         test_specs(m);
         test_policy_files(m, tmp);
+        test_binding(m, tmp);
         free(text.ids);
         free(image.ids);
         free(image.pixels);

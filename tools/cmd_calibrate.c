@@ -6,7 +6,6 @@
 #include "cli.h"
 #include "cli_check.h"
 #include "core/error.h"
-#include "core/sha256.h"
 #include "eval/data.h"
 #include "skip/calibrate.h"
 
@@ -63,13 +62,14 @@ int cmd_calibrate(int argc, char **argv) {
     if (!rc) rc = calibrate_alpha(&s, &o, p, NULL, &err);
     cli_progress_end();
     if (!rc) {
-        char hex[65];
-        sha256_hex(m->cfg.sha256, hex);
-        policy_meta meta = {.config_sha256 = hex, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
+        policy_binding bind;
+        rc = model_binding(m, &bind, &err);
+        policy_meta meta = {.binding = &bind, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
                             .target_skip = -1, .data = data, .examples = d.n, .answer_tokens = s.answer_tokens,
                             .removal = removal, .granularity = gran, .layer_evals = s.layer_evals,
                             .naive_layer_evals = s.naive_layer_evals};
-        rc = policy_save(out, p, &meta, &err);
+        if (!rc) rc = policy_save(out, p, &meta, &err);
+        policy_binding_free(&bind);
     }
     if (!rc)
         fprintf(stderr, "calibrate: %d examples, %lld answer tokens, %d MoE layers, %lld token-layer evaluations "

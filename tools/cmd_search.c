@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "cli_check.h"
 #include "core/error.h"
-#include "core/sha256.h"
 #include "eval/data.h"
 #include "skip/tune.h"
 
@@ -96,9 +95,9 @@ int cmd_search(int argc, char **argv) {
     if (!rc) rc = tune_policy(&s, alphas, &o, &res, &err);
     cli_progress_end();
     if (!rc) {
-        char hex[65];
-        sha256_hex(m->cfg.sha256, hex);
-        policy_meta meta = {.config_sha256 = hex, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
+        policy_binding bind;
+        rc = model_binding(m, &bind, &err);
+        policy_meta meta = {.binding = &bind, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
                             .target_skip = target, .has_achieved = 1, .skip = res.skip, .skip_text = res.skip_text,
                             .skip_vision = res.skip_vision, .kl = res.kl, .tokens = res.tokens,
                             .per_layer = res.per_layer, .data = data,
@@ -107,7 +106,8 @@ int cmd_search(int argc, char **argv) {
                             .search_mode = o.method == SKIP_MODES || o.method == SKIP_DMT
                                                ? (frozen ? "frozen" : exhaustive ? "exhaustive" : "frontier")
                                                : "bisection"};
-        rc = policy_save(out, res.policy, &meta, &err);
+        if (!rc) rc = policy_save(out, res.policy, &meta, &err);
+        policy_binding_free(&bind);
     }
     if (!rc)
         fprintf(stderr, "search: %s tau (%.5g, %.5g) beta %.3g: skip %.3f (text %.3f, vision %.3f), KL %.4g, %d real passes -> %s\n",

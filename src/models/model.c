@@ -234,9 +234,11 @@ int modes_policy_load(const modes_model *m, const char *path, modes_policy **out
     *out = NULL;
     MODES_REQUIRE(err, m);
     MODES_REQUIRE(err, path);
-    char hex[65];
-    sha256_hex(m->cfg.sha256, hex);
-    return policy_load(path, m->n_moe_layers, hex, out, err);
+    policy_binding b;
+    int rc = model_binding(m, &b, err);
+    if (!rc) rc = policy_load(path, m->n_moe_layers, &b, out, err);
+    policy_binding_free(&b);
+    return rc;
 }
 
 int modes_policy_from_spec(const modes_model *m, const char *spec, const modes_policy *alphas, modes_policy **out,

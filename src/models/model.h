@@ -142,4 +142,7 @@ int32_t model_sample(const modes_model *m, float *logits, const modes_sampling *
 /* Remembers a buffer the model frees with itself; frees p and fails when it cannot. */
 int model_own(modes_model *m, void *p, modes_error *err);
 
+/* What a policy made on this model is bound to (binding.c); free with policy_binding_free. */
+int model_binding(const modes_model *m, policy_binding *b, modes_error *err);
+
 #endif

@@ -46,8 +46,26 @@ int skip_decide(const modes_policy *p, int layer, int k, const uint8_t *cls, int
  * gmlg-threshold:TAU, modes:TT,TV (the last two need alphas: pass the policy whose alphas to use, or
  * NULL). */
 int policy_from_spec(const char *spec, const modes_policy *alphas, int n_layers, modes_policy **out, modes_error *err);
-/* Reads a policy JSON file (section 9); n_layers and config_sha256 must match the model. */
-int policy_load(const char *path, int n_layers, const char *config_sha256_hex, modes_policy **out, modes_error *err);
+/* What a policy is bound to: what determines the model's computation, so that a policy made for one
+ * model is refused on another and still loads after config.json is merely reformatted. */
+#define BIND_MAX_FIELDS 64
+typedef struct {
+    const char *architecture;        /* model_type */
+    int n_fields;                    /* architecture fields, parsed values by their config.json names */
+    const char *field[BIND_MAX_FIELDS];
+    double value[BIND_MAX_FIELDS];
+    size_t n_tensors;
+    uint32_t *tensor;                /* [n_tensors] hash of name, dtype and shape, in name order (owned) */
+    const char **tensor_name;        /* [n_tensors] for messages (owned array, borrowed names) */
+    char weights[65];                /* sha256 of sampled weight bytes (hex); "" without weights */
+    char config_sha256[65];          /* of config.json's bytes: the old binding, checked when a policy has
+                                      * nothing newer; "" to skip */
+} policy_binding;
+void policy_binding_free(policy_binding *b);
+
+/* Reads a policy JSON file (section 9); n_layers must match, and the binding when bind is not NULL
+ * (the refusal names the first field, tensor or weights that differ). */
+int policy_load(const char *path, int n_layers, const policy_binding *bind, modes_policy **out, modes_error *err);
 modes_policy *policy_new(skip_method method, int n_layers);
 
 /* Provenance written beside the policy (section 9); negative numbers and NULL strings are left out. */
@@ -56,7 +74,8 @@ typedef struct {
 } search_point;
 
 typedef struct {
-    const char *architecture, *config_sha256;
+    const char *architecture, *config_sha256; /* config_sha256: written only without a binding */
+    const policy_binding *binding;            /* NULL: none written */
     int moe_layers, experts, top_k;
     double target_skip;
     int has_achieved;

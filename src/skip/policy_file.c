@@ -1,5 +1,6 @@
 /* The policy file (spec/modes-method.md section 9): reading with full validation. Unknown keys are
- * ignored; a wrong layer count, a non-finite number or a config hash of another model is an error. */
+ * ignored; a wrong layer count, a non-finite number or a binding to another model (architecture fields,
+ * tensors, sampled weights; or, in files written before those, the config.json hash) is an error. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,17 +49,90 @@ static int read_pair(const char *path, const json_node *v, const char *key, floa
     return 0;
 }
 
-static int read_model(const char *path, const json_node *root, int L, const char *sha, modes_error *err) {
+void policy_binding_free(policy_binding *b) {
+    free(b->tensor);
+    free((void *)b->tensor_name);
+    memset(b, 0, sizeof *b);
+}
+
+/* A tensor's entry: a 16-bit hash of its name, then one of its name, dtype and shape, so a refusal can
+ * tell a renamed tensor from a reshaped one. */
+static int read_hex32(const json_node *v, uint32_t *out) {
+    if (!v || v->type != JSON_STRING || v->n != 8) return -1;
+    uint32_t x = 0;
+    for (int i = 0; i < 8; i++) {
+        const char c = v->u.str[i];
+        const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return -1;
+        x = x << 4 | (uint32_t)d;
+    }
+    *out = x;
+    return 0;
+}
+
+static int check_fields(const char *path, const json_node *cfg, const policy_binding *b, modes_error *err) {
+    if (cfg->type != JSON_OBJECT) return modes_fail(err, MODES_E_INPUT, "%s: model.config must be an object", path);
+    for (int i = 0; i < b->n_fields; i++) { /* fields the policy does not name are not held against it */
+        const json_node *v = json_get(cfg, b->field[i]);
+        if (v && v->type != JSON_NUMBER)
+            return modes_fail(err, MODES_E_INPUT, "%s: model.config.%s must be a number", path, b->field[i]);
+        if (v && v->u.num != b->value[i])
+            return modes_fail(err, MODES_E_INPUT, "%s: made for a model with %s=%.9g, this model has %.9g", path,
+                              b->field[i], v->u.num, b->value[i]);
+    }
+    return 0;
+}
+
+static int check_tensors(const char *path, const json_node *t, const policy_binding *b, modes_error *err) {
+    if (t->type != JSON_ARRAY) return modes_fail(err, MODES_E_INPUT, "%s: model.tensors must be a list", path);
+    for (size_t i = 0; i < t->n && i < b->n_tensors; i++) {
+        uint32_t h;
+        if (read_hex32(json_at(t, i), &h))
+            return modes_fail(err, MODES_E_INPUT, "%s: model.tensors[%zu] must be 8 lowercase hex digits", path, i);
+        if (h == b->tensor[i]) continue;
+        if (h >> 16 != b->tensor[i] >> 16)
+            return modes_fail(err, MODES_E_INPUT, "%s: made for a model whose tensor names differ (this model's "
+                              "tensor %zu is %s)", path, i, b->tensor_name[i]);
+        return modes_fail(err, MODES_E_INPUT, "%s: tensor %s: its dtype or shape differs from the model the policy was "
+                          "made for", path, b->tensor_name[i]);
+    }
+    if (t->n != b->n_tensors)
+        return modes_fail(err, MODES_E_INPUT, "%s: made for a model with %zu tensors, this model has %zu", path, t->n,
+                          b->n_tensors);
+    return 0;
+}
+
+/* Policies written before the architecture binding hold config_sha256 only: checked where it is all
+ * there is (a reformatted config.json refuses those; search or calibrate again to bind them anew). */
+static int check_binding(const char *path, const json_node *model, const policy_binding *b, modes_error *err) {
+    const json_node *arch = json_get(model, "architecture"), *cfg = json_get(model, "config");
+    const json_node *tensors = json_get(model, "tensors"), *weights = json_get(model, "weights_sampled_sha256");
+    if (arch && b->architecture && arch->type == JSON_STRING && !str_eq(arch, b->architecture))
+        return modes_fail(err, MODES_E_INPUT, "%s: made for a %.*s model, this one is %s", path, (int)(arch->n > 64 ? 64 : arch->n),
+                          arch->u.str, b->architecture);
+    if (!cfg && !tensors && !weights) {
+        const json_node *hash = json_get(model, "config_sha256");
+        if (b->config_sha256[0] && hash && !str_eq(hash, b->config_sha256))
+            return modes_fail(err, MODES_E_INPUT, "%s: made for another model (config_sha256 differs from this config.json)",
+                              path);
+        return 0;
+    }
+    int rc = cfg ? check_fields(path, cfg, b, err) : 0;
+    if (!rc && tensors) rc = check_tensors(path, tensors, b, err);
+    if (!rc && weights && b->weights[0] && !str_eq(weights, b->weights))
+        rc = modes_fail(err, MODES_E_INPUT, "%s: made for a model with the same architecture and tensors but other "
+                        "weights (the sampled weight hash differs)", path);
+    return rc;
+}
+
+static int read_model(const char *path, const json_node *root, int L, const policy_binding *b, modes_error *err) {
     const json_node *model = json_get(root, "model");
     if (!model || model->type != JSON_OBJECT) return modes_fail(err, MODES_E_INPUT, "%s: \"model\" is missing", path);
-    const json_node *layers = json_get(model, "moe_layers"), *hash = json_get(model, "config_sha256");
+    const json_node *layers = json_get(model, "moe_layers");
     if (!json_is_int(layers) || layers->u.num != L)
         return modes_fail(err, MODES_E_INPUT, "%s: made for a model with %s MoE layers, this one has %d", path,
                           json_is_int(layers) ? "a different number of" : "an unknown number of", L);
-    if (sha && hash && !str_eq(hash, sha))
-        return modes_fail(err, MODES_E_INPUT, "%s: made for another model (config_sha256 differs from this config.json)",
-                          path);
-    return 0;
+    return b ? check_binding(path, model, b, err) : 0;
 }
 
 static int read_method(const char *path, const json_node *root, skip_method *m, modes_error *err) {
@@ -72,7 +146,7 @@ static int read_method(const char *path, const json_node *root, skip_method *m, 
                       "%s: \"method\" must be one of none, modes, threshold, gmlg-threshold, dmt, topk, naee", path);
 }
 
-static int read_policy(const char *path, const json_node *root, int L, const char *sha, modes_policy **out,
+static int read_policy(const char *path, const json_node *root, int L, const policy_binding *b, modes_policy **out,
                        modes_error *err) {
     if (root->type != JSON_OBJECT || !str_eq(json_get(root, "format"), "modes-policy"))
         return modes_fail(err, MODES_E_INPUT, "%s: not a modes policy (\"format\": \"modes-policy\" missing)", path);
@@ -80,7 +154,7 @@ static int read_policy(const char *path, const json_node *root, int L, const cha
     if (!json_is_int(ver) || ver->u.num != 1)
         return modes_fail(err, MODES_E_INPUT, "%s: policy version must be 1", path);
     skip_method m = SKIP_NONE;
-    int rc = read_model(path, root, L, sha, err);
+    int rc = read_model(path, root, L, b, err);
     if (!rc) rc = read_method(path, root, &m, err);
     if (rc) return rc;
     modes_policy *p = policy_new(m, L);
@@ -125,7 +199,7 @@ static int read_policy(const char *path, const json_node *root, int L, const cha
     return 0;
 }
 
-int policy_load(const char *path, int n_layers, const char *config_sha256_hex, modes_policy **out, modes_error *err) {
+int policy_load(const char *path, int n_layers, const policy_binding *bind, modes_policy **out, modes_error *err) {
     *out = NULL;
     char *text;
     size_t len;
@@ -134,7 +208,7 @@ int policy_load(const char *path, int n_layers, const char *config_sha256_hex, m
     json_doc *doc = NULL;
     json_limits lim = {.max_bytes = POLICY_MAX_BYTES, .max_depth = 16};
     rc = json_parse(text, len, &lim, path, &doc, err);
-    if (!rc) rc = read_policy(path, json_root(doc), n_layers, config_sha256_hex, out, err);
+    if (!rc) rc = read_policy(path, json_root(doc), n_layers, bind, out, err);
     if (!rc && !((*out)->json = malloc(len + 1))) {
         modes_policy_free(*out);
         *out = NULL;
@@ -244,6 +318,19 @@ static void put_meta(strbuf *sb, const policy_meta *m) {
     }
 }
 
+/* The binding fields of the "model" object (see check_binding). */
+static void put_binding(strbuf *sb, const policy_binding *b) {
+    sb_puts(sb, ",\n    \"config\": {");
+    for (int i = 0; i < b->n_fields; i++) {
+        if (i) sb_puts(sb, ", ");
+        put_key_num(sb, b->field[i], b->value[i]);
+    }
+    sb_puts(sb, "},\n    \"tensors\": [");
+    for (size_t i = 0; i < b->n_tensors; i++) sb_printf(sb, i ? ", \"%08x\"" : "\"%08x\"", (unsigned)b->tensor[i]);
+    sb_puts(sb, "]");
+    if (b->weights[0]) sb_puts(sb, ",\n    "), put_key_str(sb, "weights_sampled_sha256", b->weights);
+}
+
 int policy_save(const char *path, const modes_policy *p, const policy_meta *meta, modes_error *err) {
     strbuf sb = {0};
     sb_puts(&sb, "{\n  \"format\": \"modes-policy\", \"version\": 1,\n  \"model\": {");
@@ -252,7 +339,8 @@ int policy_save(const char *path, const modes_policy *p, const policy_meta *meta
     mm.moe_layers = p->n_layers;
     meta = &mm;
     sb_printf(&sb, ", \"moe_layers\": %d, \"experts\": %d, \"top_k\": %d", p->n_layers, meta->experts, meta->top_k);
-    if (meta->config_sha256) sb_puts(&sb, ", "), put_key_str(&sb, "config_sha256", meta->config_sha256);
+    if (meta->binding) put_binding(&sb, meta->binding);
+    else if (meta->config_sha256) sb_puts(&sb, ", "), put_key_str(&sb, "config_sha256", meta->config_sha256);
     sb_puts(&sb, "},\n  ");
     put_key_str(&sb, "method", policy_method_name(p->method));
     put_method_fields(&sb, p);

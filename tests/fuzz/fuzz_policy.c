@@ -11,6 +11,12 @@
 #define L 3
 static const char SHA[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 static char *path, *saved;
+/* A binding of both forms: the old config hash, and fields, tensors and weights. */
+static uint32_t tensors[2] = {0x12345678u, 0x9abcdef0u};
+static const char *names[2] = {"a.weight", "b.weight"};
+static policy_binding bind = {.architecture = "qwen3_vl_moe", .n_fields = 2, .field = {"hidden_size", "num_experts"},
+                              .value = {64, 8}, .n_tensors = 2, .tensor = tensors, .tensor_name = names,
+                              .weights = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"};
 
 static void apply(const modes_policy *p, const uint8_t *data, size_t size) {
     enum { N = 4, K = 4 };
@@ -39,12 +45,12 @@ static void apply(const modes_policy *p, const uint8_t *data, size_t size) {
 }
 
 static void round_trip(const modes_policy *p) {
-    policy_meta meta = {.config_sha256 = SHA, .experts = 8, .top_k = 2, .target_skip = -1};
+    policy_meta meta = {.binding = &bind, .experts = 8, .top_k = 2, .target_skip = -1};
     modes_error err = {0};
     int rc = policy_save(saved, p, &meta, &err);
     FUZZ_CHECK(rc == 0, "save: %s", err.msg);
     modes_policy *q = NULL;
-    rc = policy_load(saved, L, SHA, &q, &err);
+    rc = policy_load(saved, L, &bind, &q, &err);
     FUZZ_CHECK(rc == 0, "a saved policy does not load: %s", err.msg);
     FUZZ_CHECK(q->method == p->method, "method changed");
     modes_policy_free(q);
@@ -52,13 +58,14 @@ static void round_trip(const modes_policy *p) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!path) {
+        memcpy(bind.config_sha256, SHA, sizeof SHA);
         path = fuzz_path("policy.json");
         saved = fuzz_path("saved.json");
     }
     fuzz_write(path, data, size);
     modes_policy *p = NULL;
     modes_error err = {0};
-    int rc = policy_load(path, L, SHA, &p, &err);
+    int rc = policy_load(path, L, &bind, &p, &err);
     if (rc) {
         FUZZ_CHECK(!p, "policy returned on failure");
         fuzz_check_error(rc, &err, path);
