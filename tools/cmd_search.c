@@ -53,7 +53,8 @@ int cmd_search(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--exhaustive")) { exhaustive = 1; continue; }
         if (!strcmp(argv[i], "--frozen")) { frozen = 1; continue; }
-        if (!strcmp(argv[i], "--policy") || !strncmp(argv[i], "--policy=", 9)) /* its old name here; elsewhere --policy applies a complete policy */
+        /* --alphas' old name here; elsewhere --policy applies a complete policy */
+        if (!strcmp(argv[i], "--policy") || !strncmp(argv[i], "--policy=", 9))
             return cli_usage("search", "--policy is --alphas here: the layer importances to search with "
                              "(--policy FILE applies a complete policy in run and eval)");
         if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "search")) <= 0 ||
