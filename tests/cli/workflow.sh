@@ -25,13 +25,17 @@ ln -s "$SRC/models" models
 mkdir bin && ln -s "$BIN" bin/modes
 while IFS= read -r line; do
     sub=$(cut -d' ' -f2 <<<"$line")
+    # The README's line, word for word, with the binary from this build and the subset options (which
+    # replace the line's own values where it gives them).
+    line=${line/#build\/modes/bin/modes}
+    subset() { # subset OPTION VALUE
+        if [[ " $line " == *" $1 "* ]]; then line=$(sed "s/ $1 [^ ]*/ $1 $2/" <<<"$line"); else line="$line $1 $2"; fi
+    }
     case $sub in
-    calibrate | eval) extra="--limit 24" ;;
-    search) extra="--limit 24 --grid 16" ;;
-    *) extra="" ;;
+    calibrate | eval) subset --limit 24 ;;
+    search) subset --limit 24; subset --grid 16 ;;
     esac
-    # The README's line, word for word, with the binary from this build and the subset options.
-    eval "${line/#build\/modes/bin/modes} $extra" >"$sub.out" 2>"$sub.err"
+    eval "$line" >"$sub.out" 2>"$sub.err"
     rc=$?
     ok test "$rc" -eq 0
     [ "$rc" -eq 0 ] || { echo "README line failed: $line" >&2; cat "$sub.err" >&2; }
