@@ -16,7 +16,7 @@
 
 static const char *HELP =
     "usage: modes chat -m DIR [--image FILE]... [--system TEXT] [-c N] [-n MAX_NEW] [--temp T] [--top-k K]\n"
-    "                  [--top-p P] [--seed S] [-t THREADS] [--policy FILE | --skip SPEC]\n"
+    "                  [--top-p P] [--seed S] [-t THREADS] [--policy FILE | --skip SPEC [--alphas FILE]]\n"
     "  A conversation with the model in one KV cache: each line on stdin is a message, answered with\n"
     "  the whole conversation in view (only the new message is prefilled). --image files go with the\n"
     "  first message. Commands:\n"
@@ -28,12 +28,14 @@ static const char *HELP =
     "  when it is full, /reset starts over. -n/--n-predict: most new tokens per answer (default 512).\n"
     "  --temp T: sampling temperature (default 0: greedy); --top-k K (default 0: off); --top-p P\n"
     "  (default 1: off); -s/--seed S (default 0; -1: random, shown by /stats).\n"
-    "  -t/--threads: default {cores} (the physical cores). -m/--model DIR; --NAME=VALUE works.\n";
+    "  -t/--threads: default {cores} (the physical cores). -m/--model DIR; --NAME=VALUE works.\n"
+    "  modes: and gmlg-threshold: specs (--skip, /skip) take their layer importances from --alphas FILE\n"
+    "  (from modes calibrate, or a policy file).\n";
 
 #define MAX_IMAGES 64
 
 typedef struct {
-    const char *dir, *system, *policy, *skip;
+    const char *dir, *system, *policy, *alphas, *skip;
     const char *images[MAX_IMAGES];
     int n_images;
     long n_ctx, n_new, threads, top_k, seed;
@@ -58,6 +60,7 @@ static int parse(int argc, char **argv, chat_opts *o) {
         if ((r = opt_str(argc, argv, &i, "-m|--model", &o->dir, "chat")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--system", &o->system, "chat")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--policy", &o->policy, "chat")) <= 0 ||
+            (r = opt_str(argc, argv, &i, "--alphas", &o->alphas, "chat")) <= 0 ||
             (r = opt_str(argc, argv, &i, "--skip", &o->skip, "chat")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-c|--ctx-size", 0, 1 << 20, &o->n_ctx, "chat")) <= 0 ||
             (r = opt_int(argc, argv, &i, "-n|--n-predict", 1, 1 << 20, &o->n_new, "chat")) <= 0 ||
@@ -83,6 +86,7 @@ typedef struct {
     const modes_model *m;
     modes_ctx *ctx;
     modes_policy *policy;
+    const char *alphas;              /* --alphas FILE, for /skip specs too */
     int n_ctx, turns;
     long prefilled, generated, decode_steps;
     double prefill_s, decode_s;
@@ -186,7 +190,7 @@ static void print_stats(const chat_state *s, const chat_opts *o) {
 /* Replaces the policy: from a file (/policy) or a spec (/skip). */
 static int switch_policy(chat_state *s, const char *file, const char *spec, modes_error *err) {
     modes_policy *p = NULL;
-    int rc = cli_load_policy(s->m, file, spec, &p, err);
+    int rc = cli_load_policy(s->m, file, spec ? s->alphas : NULL, spec, &p, err);
     if (rc) return rc;
     modes_ctx_set_policy(s->ctx, p);
     modes_policy_free(s->policy);
@@ -222,7 +226,7 @@ static int handle_line(chat_state *s, const chat_opts *o, const char *line, mode
         modes_policy *policy = s->policy;
         const int n_ctx = s->n_ctx;
         clear_pending(s);
-        *s = (chat_state){.m = m, .ctx = ctx, .policy = policy, .n_ctx = n_ctx};
+        *s = (chat_state){.m = m, .ctx = ctx, .policy = policy, .alphas = s->alphas, .n_ctx = n_ctx};
     } else if ((arg = command_arg(line, "/image"))) {
         if (!*arg) rc = modes_fail(err, MODES_E_INPUT, "/image needs a file");
         else if (access(arg, R_OK)) rc = modes_fail(err, MODES_E_INPUT, "%s: cannot read the image", arg);
@@ -259,6 +263,7 @@ int cmd_chat(int argc, char **argv) {
     if (!rc && !modes_model_tokenizer(m)) rc = modes_fail(&err, MODES_E_INPUT, "%s: no tokenizer.json", o.dir);
     if (!rc) {
         s.m = m;
+        s.alphas = o.alphas;
         const int max = m->cfg.text.max_position;
         s.n_ctx = o.n_ctx ? (int)o.n_ctx : 4096;
         if (s.n_ctx > max) s.n_ctx = max;

@@ -57,5 +57,12 @@ ok test "$(field "$TMP/ea.json" "d['runs'][1]['skip_ratio'] > 0")" = "True"
 refused "--alphas" "$BIN" eval "${E[@]}" --skip $SPEC -o "$TMP/x.json"
 ok test ! -e "$TMP/x.json"
 
+# chat: --alphas serves the /skip specs of the conversation as well
+printf '/skip %s\nWhat colour is the square?\n/stats\n' "$SPEC" | "$BIN" chat -m "$M" -n 2 --alphas "$TMP/a.json" >"$TMP/chat.out" 2>&1
+ok test $? -eq 0
+ok grep -q "skipped: prefill" "$TMP/chat.out"
+printf '/skip %s\nhi\n' "$SPEC" | "$BIN" chat -m "$M" -n 2 >"$TMP/chat.out" 2>&1
+ok grep -q -- "--alphas" "$TMP/chat.out"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
