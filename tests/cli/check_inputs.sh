@@ -53,7 +53,7 @@ reports_all() { # the stderr file lists every bad example, then the count
 "$BIN" calibrate -m "$M" --data "$BAD" -o "$TMP/out/a.json" 2>"$TMP/err"
 ok test $? -eq 1
 ok reports_all "$TMP/err"
-"$BIN" search -m "$M" --data "$BAD" --policy "$TMP/alphas.json" --target 0.5 -o "$TMP/out/s.json" 2>"$TMP/err"
+"$BIN" search -m "$M" --data "$BAD" --alphas "$TMP/alphas.json" --target 0.5 -o "$TMP/out/s.json" 2>"$TMP/err"
 ok test $? -eq 1
 ok reports_all "$TMP/err"
 "$BIN" eval -m "$M" --bench "$BAD" -o "$TMP/out/e.json" --plot "$TMP/out/e.svg" 2>"$TMP/err"
@@ -95,7 +95,7 @@ ok test ! -e "$TMP/out/x.json"
 for cmd in calibrate search eval; do
     case $cmd in
     calibrate) args=(--data "$D/calib.jsonl" -o "$TMP/no/such/dir/x.json") ;;
-    search) args=(--data "$D/calib.jsonl" --policy "$TMP/alphas.json" --target 0.5 -o "$TMP/no/such/dir/x.json") ;;
+    search) args=(--data "$D/calib.jsonl" --alphas "$TMP/alphas.json" --target 0.5 -o "$TMP/no/such/dir/x.json") ;;
     eval) args=(--bench "$D/calib.jsonl" -o "$TMP/out/ok.json" --plot "$TMP/no/such/dir/x.svg") ;;
     esac
     "$BIN" $cmd -m "$TMP/no-model" "${args[@]}" 2>"$TMP/err"
