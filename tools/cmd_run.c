@@ -12,7 +12,7 @@
 
 static const char *HELP =
     "usage: modes run -m DIR (-p TEXT | -f FILE) [--image FILE]... [--system TEXT] [-c N] [-n MAX_NEW] [--temp T]\n"
-    "                 [--top-k K] [--top-p P] [--seed S] [-t THREADS] \n"
+    "                 [--top-k K] [--top-p P] [--seed S] [-t THREADS]\n"
     "                 [--policy FILE | --skip SPEC [--alphas FILE]] [--stats] [--json]\n"
     "  Answers TEXT (about the images, in order) with the model's chat template. Greedy unless --temp > 0.\n"
     "  -c/--ctx-size N: tokens the context holds, prompt included (default: the prompt and -n, up to the\n"
