@@ -348,3 +348,95 @@ long cli_seed(long seed) {
     }
     return (long)(r & 0x7fffffff); /* a seed --seed accepts, to reproduce the run */
 }
+
+int opt_generation(int argc, char **argv, int *i, cli_gen_opts *g, const char *cmd) {
+    const char *img;
+    int r = opt_multi(argc, argv, i, "--image", &img, cmd);
+    if (r == 0) {
+        if (g->n_images == CLI_MAX_IMAGES) return cli_usage(cmd, "at most %d images", CLI_MAX_IMAGES), -1;
+        g->images[g->n_images++] = img;
+        return 0;
+    }
+    if (r < 0 ||
+        (r = opt_str(argc, argv, i, "-m|--model", &g->dir, cmd)) <= 0 ||
+        (r = opt_str(argc, argv, i, "--system", &g->system, cmd)) <= 0 ||
+        (r = opt_str(argc, argv, i, "--policy", &g->policy, cmd)) <= 0 ||
+        (r = opt_str(argc, argv, i, "--alphas", &g->alphas, cmd)) <= 0 ||
+        (r = opt_str(argc, argv, i, "--skip", &g->skip, cmd)) <= 0 ||
+        (r = opt_int(argc, argv, i, "-c|--ctx-size", 0, 1 << 30, &g->n_ctx, cmd)) <= 0 ||
+        (r = opt_int(argc, argv, i, "-n|--n-predict", 0, 1 << 20, &g->n_new, cmd)) <= 0 ||
+        (r = opt_int(argc, argv, i, "-t|--threads", 0, 1024, &g->threads, cmd)) <= 0 ||
+        (r = opt_int(argc, argv, i, "--top-k", 0, 1 << 24, &g->top_k, cmd)) <= 0 ||
+        (r = opt_int(argc, argv, i, "-s|--seed", -1, 0x7fffffffL, &g->seed, cmd)) <= 0 ||
+        (r = opt_float(argc, argv, i, "--temp", 0, 100, &g->temp, cmd)) <= 0 ||
+        (r = opt_float(argc, argv, i, "--top-p", 0, 1, &g->top_p, cmd)) <= 0)
+        return r;
+    return 1;
+}
+
+int cli_gen_opts_finish(cli_gen_opts *g, const char *cmd) {
+    if (g->policy && g->skip)
+        return cli_usage(cmd, "--policy FILE and --skip SPEC both choose the skipping: give one (a spec takes its layer "
+                         "importances from --alphas FILE)");
+    g->seed = cli_seed(g->seed);
+    return 0;
+}
+
+modes_sampling cli_sampling(const cli_gen_opts *g, uint64_t seed_offset) {
+    return (modes_sampling){.temperature = (float)g->temp, .top_k = (int)g->top_k, .top_p = (float)g->top_p,
+                            .seed = (uint64_t)g->seed + seed_offset};
+}
+
+static void stream_text(cli_stream *s, const char *piece, size_t n) {
+    if (!n || s->failed) return;
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 256;
+        while (cap < s->len + n + 1) cap *= 2;
+        char *grown = realloc(s->text, cap);
+        if (!grown) {
+            s->failed = 1;
+            modes_fail(&s->err, MODES_E_INTERNAL, "out of memory");
+            return;
+        }
+        s->text = grown;
+        s->cap = cap;
+    }
+    memcpy(s->text + s->len, piece, n);
+    s->text[s->len += n] = 0;
+    if (s->print) {
+        fwrite(piece, 1, n, stdout);
+        fflush(stdout);
+    }
+}
+
+int cli_stream_init(cli_stream *s, const modes_model *m, int print, modes_error *err) {
+    *s = (cli_stream){.print = print};
+    return modes_detok_stream_new(modes_model_tokenizer(m), 1, &s->ds, err);
+}
+
+void cli_stream_token(void *stream, int32_t id) {
+    cli_stream *s = stream;
+    const char *piece;
+    size_t n;
+    if (s->failed) return;
+    if (modes_detok_stream_push(s->ds, id, &piece, &n, &s->err)) s->failed = 1;
+    else stream_text(s, piece, n);
+}
+
+int cli_stream_finish(cli_stream *s, modes_error *err) {
+    const char *piece;
+    size_t n;
+    if (!s->failed) {
+        if (modes_detok_stream_finish(s->ds, &piece, &n, &s->err)) s->failed = 1;
+        else stream_text(s, piece, n);
+    }
+    if (!s->failed) return 0;
+    *err = s->err;
+    return err->code ? err->code : MODES_E_INTERNAL;
+}
+
+void cli_stream_free(cli_stream *s) {
+    modes_detok_stream_free(s->ds);
+    free(s->text);
+    *s = (cli_stream){0};
+}

@@ -37,6 +37,39 @@ int opt_str(int argc, char **argv, int *i, const char *name, const char **out, c
 int opt_int(int argc, char **argv, int *i, const char *name, long lo, long hi, long *out, const char *cmd);
 int opt_float(int argc, char **argv, int *i, const char *name, double lo, double hi, double *out, const char *cmd);
 
+/* The options run and chat share: the model, the pictures, the skipping and the sampling. The
+ * caller sets the defaults before parsing. */
+#define CLI_MAX_IMAGES 64
+typedef struct {
+    const char *dir, *system, *policy, *alphas, *skip;
+    const char *images[CLI_MAX_IMAGES];
+    int n_images;
+    long n_ctx, n_new, threads, top_k, seed;
+    double temp, top_p;
+} cli_gen_opts;
+/* argv[*i] as one of those options: 0 when it was (and its value parsed), 1 when not, -1 (after
+ * printing) on a bad value. */
+int opt_generation(int argc, char **argv, int *i, cli_gen_opts *g, const char *cmd);
+/* After parsing: -m is required, --policy and --skip exclude each other, --seed -1 is drawn.
+ * 0, or 1 after printing the usage error. */
+int cli_gen_opts_finish(cli_gen_opts *g, const char *cmd);
+modes_sampling cli_sampling(const cli_gen_opts *g, uint64_t seed_offset);
+
+/* Text of generated ids, streamed to stdout as it completes (print) and kept in text, through the
+ * public streaming detokenizer (special tokens left out). */
+typedef struct {
+    modes_detok_stream *ds;
+    char *text;
+    size_t len, cap;
+    int print, failed;
+    modes_error err;
+} cli_stream;
+int cli_stream_init(cli_stream *s, const modes_model *m, int print, modes_error *err);
+void cli_stream_token(void *stream, int32_t id); /* a modes_token_fn */
+/* Flushes the last bytes; an error from any token is returned here. */
+int cli_stream_finish(cli_stream *s, modes_error *err);
+void cli_stream_free(cli_stream *s);
+
 /* A case file of the reference (ref/qwen3vlmoe-tiny-a/README.md): input_ids ([1, T] or [T], I64 or
  * I32) and, for image cases, pixel_values [P, row] F32 with image_grid_thw [n_images, 3]; row must be
  * the patch size m's vision tower takes (read_case checks it, so m is loaded first). */

@@ -10,9 +10,6 @@
 
 #include "cli.h"
 #include "core/error.h"
-#include "core/json.h"
-#include "models/model.h"
-#include "text/tokenizer.h"
 
 static const char *HELP =
     "usage: modes chat -m DIR [--image FILE]... [--system TEXT] [-c N] [-n MAX_NEW] [--temp T] [--top-k K]\n"
@@ -32,53 +29,22 @@ static const char *HELP =
     "  modes: and gmlg-threshold: specs (--skip, /skip) take their layer importances from --alphas FILE\n"
     "  (from modes calibrate, or a policy file).\n";
 
-#define MAX_IMAGES 64
-
-typedef struct {
-    const char *dir, *system, *policy, *alphas, *skip;
-    const char *images[MAX_IMAGES];
-    int n_images;
-    long n_ctx, n_new, threads, top_k, seed;
-    double temp, top_p;
-} chat_opts;
+typedef cli_gen_opts chat_opts;
 
 static int parse(int argc, char **argv, chat_opts *o) {
     *o = (chat_opts){.n_new = 512, .top_p = 1.0};
     for (int i = 1; i < argc; i++) {
-        int r;
-        const char *img;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             cli_print_help(HELP);
             return 2;
         }
-        if ((r = opt_multi(argc, argv, &i, "--image", &img, "chat")) == 0) {
-            if (o->n_images == MAX_IMAGES) return cli_usage("chat", "at most %d images", MAX_IMAGES), -1;
-            o->images[o->n_images++] = img;
-            continue;
-        }
+        const int r = opt_generation(argc, argv, &i, o, "chat");
         if (r < 0) return -1;
-        if ((r = opt_str(argc, argv, &i, "-m|--model", &o->dir, "chat")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--system", &o->system, "chat")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--policy", &o->policy, "chat")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--alphas", &o->alphas, "chat")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--skip", &o->skip, "chat")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-c|--ctx-size", 0, 1 << 20, &o->n_ctx, "chat")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-n|--n-predict", 1, 1 << 20, &o->n_new, "chat")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-t|--threads", 0, 1024, &o->threads, "chat")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "--top-k", 0, 1 << 24, &o->top_k, "chat")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-s|--seed", -1, 0x7fffffffL, &o->seed, "chat")) <= 0 ||
-            (r = opt_float(argc, argv, &i, "--temp", 0, 100, &o->temp, "chat")) <= 0 ||
-            (r = opt_float(argc, argv, &i, "--top-p", 0, 1, &o->top_p, "chat")) <= 0) {
-            if (r < 0) return -1;
-            continue;
-        }
-        return cli_usage("chat", "unknown option '%s'", argv[i]), -1;
+        if (r > 0) return cli_usage("chat", "unknown option '%s'", argv[i]), -1;
     }
     if (!o->dir) return cli_usage("chat", "-m DIR is required"), -1;
-    if (o->policy && o->skip)
-        return cli_usage("chat", "--policy FILE and --skip SPEC each set the whole skip policy: give one"), -1;
-    o->seed = cli_seed(o->seed);
-    return 0;
+    if (o->n_new < 1) return cli_usage("chat", "-n/--n-predict must be at least 1"), -1;
+    return cli_gen_opts_finish(o, "chat") ? -1 : 0;
 }
 
 /* The conversation and what it cost since the last /reset. */
@@ -90,8 +56,8 @@ typedef struct {
     int n_ctx, turns;
     long prefilled, generated, decode_steps;
     double prefill_s, decode_s;
-    const char *pending[MAX_IMAGES]; /* images for the next message (argv or owned copies) */
-    char *owned[MAX_IMAGES];
+    const char *pending[CLI_MAX_IMAGES]; /* images for the next message (argv or owned copies) */
+    char *owned[CLI_MAX_IMAGES];
     int n_pending;
 } chat_state;
 
@@ -101,25 +67,6 @@ static void clear_pending(chat_state *s) {
         s->owned[i] = NULL;
     }
     s->n_pending = 0;
-}
-
-typedef struct {
-    const modes_tokenizer *tok;
-    tok_stream st;
-    strbuf text;
-    int failed;
-} streamer;
-
-static void on_token(void *user, int32_t id) {
-    streamer *s = user;
-    const size_t before = s->text.len;
-    modes_error err;
-    if (s->failed || tok_stream_push(s->tok, &s->st, id, 1, &s->text, &err)) {
-        s->failed = 1;
-        return;
-    }
-    fwrite(s->text.data + before, 1, s->text.len - before, stdout);
-    fflush(stdout);
 }
 
 /* Answers one message; MODES_E_INPUT errors (a bad image, a full context) leave the conversation as
@@ -145,16 +92,14 @@ static int answer(chat_state *s, const chat_opts *o, const char *text, modes_err
         modes_prompt_free(p);
         return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     }
-    const modes_sampling smp = {.temperature = (float)o->temp, .top_k = (int)o->top_k, .top_p = (float)o->top_p,
-                                .seed = (uint64_t)o->seed + (uint64_t)s->turns};
-    streamer st = {.tok = modes_model_tokenizer(s->m)};
-    tok_stream_init(&st.st);
+    const modes_sampling smp = cli_sampling(o, (uint64_t)s->turns);
+    cli_stream st;
     double times[2] = {0, 0};
     int made = 0;
-    rc = modes_generate(s->ctx, p, max_new, &smp, on_token, &st, out, &made, times, err);
-    const size_t before = st.text.len;
-    tok_stream_finish(&st.st, &st.text);
-    fwrite(st.text.data + before, 1, st.text.len - before, stdout);
+    rc = cli_stream_init(&st, s->m, 1, err);
+    if (!rc) rc = modes_generate(s->ctx, p, max_new, &smp, cli_stream_token, &st, out, &made, times, err);
+    const int text_rc = cli_stream_finish(&st, rc ? &(modes_error){0} : err);
+    if (!rc) rc = text_rc;
     fputc('\n', stdout);
     fflush(stdout);
     if (!rc && made == max_new) { /* cut off: the stop id did not come, and the last id is not cached yet */
@@ -170,7 +115,7 @@ static int answer(chat_state *s, const chat_opts *o, const char *text, modes_err
         s->prefill_s += times[0];
         s->decode_s += times[1];
     }
-    sb_free(&st.text);
+    cli_stream_free(&st);
     free(out);
     modes_prompt_free(p);
     return rc;
@@ -230,7 +175,7 @@ static int handle_line(chat_state *s, const chat_opts *o, const char *line, mode
     } else if ((arg = command_arg(line, "/image"))) {
         if (!*arg) rc = modes_fail(err, MODES_E_INPUT, "/image needs a file");
         else if (access(arg, R_OK)) rc = modes_fail(err, MODES_E_INPUT, "%s: cannot read the image", arg);
-        else if (s->n_pending == MAX_IMAGES) rc = modes_fail(err, MODES_E_INPUT, "at most %d images per message", MAX_IMAGES);
+        else if (s->n_pending == CLI_MAX_IMAGES) rc = modes_fail(err, MODES_E_INPUT, "at most %d images per message", CLI_MAX_IMAGES);
         else if (!(s->owned[s->n_pending] = strdup(arg))) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
         else s->pending[s->n_pending] = s->owned[s->n_pending], s->n_pending++;
     } else if ((arg = command_arg(line, "/policy"))) {
@@ -264,7 +209,7 @@ int cmd_chat(int argc, char **argv) {
     if (!rc) {
         s.m = m;
         s.alphas = o.alphas;
-        const int max = m->cfg.text.max_position;
+        const int max = modes_model_max_ctx(m);
         s.n_ctx = o.n_ctx ? (int)o.n_ctx : 4096;
         if (s.n_ctx > max) s.n_ctx = max;
         modes_ctx_params cp = {.n_ctx = s.n_ctx, .threads = (int)o.threads};

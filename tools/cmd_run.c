@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "text/tokenizer.h"
 
 static const char *HELP =
     "usage: modes run -m DIR (-p TEXT | -f FILE) [--image FILE]... [--system TEXT] [-c N] [-n MAX_NEW] [--temp T]\n"
@@ -29,57 +28,33 @@ static const char *HELP =
     "  --policy FILE applies a complete skip policy (from modes search); modes: and gmlg-threshold: specs\n"
     "  take their layer importances from --alphas FILE (from modes calibrate, or a policy file).\n";
 
-#define MAX_IMAGES 64
-
 typedef struct {
-    const char *dir, *prompt, *file, *system, *policy, *alphas, *skip;
-    const char *images[MAX_IMAGES];
-    int n_images;
-    long n_new, n_ctx, threads, top_k, seed; /* n_ctx -1: not given */
-    double temp, top_p;
+    cli_gen_opts g; /* n_ctx -1: not given */
+    const char *prompt, *file;
     int stats, json;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o) {
-    *o = (run_opts){.n_new = 256, .n_ctx = -1, .top_p = 1.0};
+    *o = (run_opts){.g = {.n_new = 256, .n_ctx = -1, .top_p = 1.0}};
     for (int i = 1; i < argc; i++) {
         int r;
-        const char *img;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             cli_print_help(HELP);
             return 2;
         }
         if (!strcmp(argv[i], "--stats")) { o->stats = 1; continue; }
         if (!strcmp(argv[i], "--json")) { o->json = 1; continue; }
-        if ((r = opt_multi(argc, argv, &i, "--image", &img, "run")) == 0) {
-            if (o->n_images == MAX_IMAGES) return cli_usage("run", "at most %d images", MAX_IMAGES), -1;
-            o->images[o->n_images++] = img;
-            continue;
-        }
-        if (r < 0) return -1;
-        if ((r = opt_str(argc, argv, &i, "-m|--model", &o->dir, "run")) <= 0 ||
+        if ((r = opt_generation(argc, argv, &i, &o->g, "run")) <= 0 ||
             (r = opt_str(argc, argv, &i, "-p|--prompt", &o->prompt, "run")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "-f|--file", &o->file, "run")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--system", &o->system, "run")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--policy", &o->policy, "run")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--alphas", &o->alphas, "run")) <= 0 ||
-            (r = opt_str(argc, argv, &i, "--skip", &o->skip, "run")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-n|--n-predict", 0, 1 << 20, &o->n_new, "run")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-c|--ctx-size", 0, 1 << 30, &o->n_ctx, "run")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-t|--threads", 0, 1024, &o->threads, "run")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "--top-k", 0, 1 << 24, &o->top_k, "run")) <= 0 ||
-            (r = opt_int(argc, argv, &i, "-s|--seed", -1, 0x7fffffffL, &o->seed, "run")) <= 0 ||
-            (r = opt_float(argc, argv, &i, "--temp", 0, 100, &o->temp, "run")) <= 0 ||
-            (r = opt_float(argc, argv, &i, "--top-p", 0, 1, &o->top_p, "run")) <= 0) {
+            (r = opt_str(argc, argv, &i, "-f|--file", &o->file, "run")) <= 0) {
             if (r < 0) return -1;
             continue;
         }
         return cli_usage("run", "unknown option '%s'", argv[i]), -1;
     }
-    if (!o->dir || !(o->prompt || o->file)) return cli_usage("run", "-m DIR and -p TEXT (or -f FILE) are required"), -1;
+    if (!o->g.dir || !(o->prompt || o->file)) return cli_usage("run", "-m DIR and -p TEXT (or -f FILE) are required"), -1;
     if (o->prompt && o->file) return cli_usage("run", "-p/--prompt and -f/--file both give the prompt: use one"), -1;
-    o->seed = cli_seed(o->seed);
-    return 0;
+    return cli_gen_opts_finish(&o->g, "run") ? -1 : 0;
 }
 
 typedef struct {
@@ -110,10 +85,10 @@ static void print_stats(FILE *f, const modes_stats *s, const run_timing *t, long
 /* How each picture was resized into the model's pixel budget: one --stats line each. */
 static void print_image_sizes(FILE *f, const modes_prompt *p, const run_opts *o) {
     modes_image_info in;
-    for (int i = 0; i < o->n_images; i++)
+    for (int i = 0; i < o->g.n_images; i++)
         if (!modes_prompt_image_info(p, i, &in, NULL))
             fprintf(f, "image %d (%s): %dx%d -> %dx%d pixels (%dx%d merged tokens = %d vision tokens)\n", i + 1,
-                    o->images[i], in.width, in.height, in.resized_width, in.resized_height, in.tokens_w, in.tokens_h,
+                    o->g.images[i], in.width, in.height, in.resized_width, in.resized_height, in.tokens_w, in.tokens_h,
                     in.tokens);
 }
 
@@ -121,10 +96,10 @@ static void print_image_sizes(FILE *f, const modes_prompt *p, const run_opts *o)
 static void json_image_sizes(strbuf *j, const modes_prompt *p, const run_opts *o) {
     modes_image_info in;
     sb_puts(j, ", \"images\": [");
-    for (int i = 0; i < o->n_images; i++) {
+    for (int i = 0; i < o->g.n_images; i++) {
         if (modes_prompt_image_info(p, i, &in, NULL)) continue;
         sb_puts(j, i ? ", {\"path\": " : "{\"path\": ");
-        sb_json_string(j, o->images[i], strlen(o->images[i]));
+        sb_json_string(j, o->g.images[i], strlen(o->g.images[i]));
         sb_printf(j, ", \"width\": %d, \"height\": %d, \"resized_width\": %d, \"resized_height\": %d, "
                      "\"tokens_w\": %d, \"tokens_h\": %d, \"tokens\": %d}",
                   in.width, in.height, in.resized_width, in.resized_height, in.tokens_w, in.tokens_h, in.tokens);
@@ -132,11 +107,11 @@ static void json_image_sizes(strbuf *j, const modes_prompt *p, const run_opts *o
     sb_puts(j, "]");
 }
 
-static void print_json(const strbuf *text, const int32_t *ids, int n, const modes_stats *s, const run_timing *t,
+static void print_json(const cli_stream *text, const int32_t *ids, int n, const modes_stats *s, const run_timing *t,
                        long seed, const modes_prompt *p, const run_opts *o) {
     strbuf j = {0};
     sb_puts(&j, "{\"text\": ");
-    sb_json_string(&j, text->data ? text->data : "", text->len);
+    sb_json_string(&j, text->text ? text->text : "", text->len);
     sb_puts(&j, ", \"ids\": [");
     for (int i = 0; i < n; i++) sb_printf(&j, i ? ", %d" : "%d", ids[i]);
     sb_printf(&j, "], \"prompt_tokens\": %d, \"new_tokens\": %d, \"n_ctx\": %d, \"stop_reason\": \"%s\", \"prefill_s\": ",
@@ -170,41 +145,14 @@ static void print_json(const strbuf *text, const int32_t *ids, int n, const mode
     sb_free(&j);
 }
 
-typedef struct {
-    const modes_tokenizer *tok;
-    tok_stream st;
-    strbuf *text;
-    int print, failed;
-    modes_error err;
-} streamer;
-
-static void on_token(void *user, int32_t id) {
-    streamer *s = user;
-    const size_t before = s->text->len;
-    if (s->failed || tok_stream_push(s->tok, &s->st, id, 1, s->text, &s->err)) {
-        s->failed = 1;
-        return;
-    }
-    if (s->print && s->text->len > before) {
-        fwrite(s->text->data + before, 1, s->text->len - before, stdout);
-        fflush(stdout);
-    }
-}
-
 /* Prefill, then sample until a stop token or n_new tokens, streaming text unless --json. */
-static int generate(modes_ctx *ctx, const modes_model *m, const modes_prompt *pr, const run_opts *o, int32_t *out,
-                    int *made, strbuf *text, run_timing *t, modes_error *err) {
-    modes_sampling smp = {.temperature = (float)o->temp, .top_k = (int)o->top_k, .top_p = (float)o->top_p,
-                          .seed = (uint64_t)o->seed};
-    streamer st = {.tok = modes_model_tokenizer(m), .text = text, .print = !o->json};
-    tok_stream_init(&st.st);
+static int generate(modes_ctx *ctx, const modes_prompt *pr, const run_opts *o, int32_t *out, int *made,
+                    cli_stream *text, run_timing *t, modes_error *err) {
+    const modes_sampling smp = cli_sampling(&o->g, 0);
     double times[2] = {0, 0};
-    int rc = modes_generate(ctx, pr, (int)o->n_new, &smp, on_token, &st, out, made, times, err);
-    tok_stream_finish(&st.st, text);
-    if (!rc && st.failed) {
-        *err = st.err;
-        rc = err->code;
-    }
+    int rc = modes_generate(ctx, pr, (int)o->g.n_new, &smp, cli_stream_token, text, out, made, times, err);
+    const int text_rc = cli_stream_finish(text, rc ? &(modes_error){0} : err);
+    if (!rc) rc = text_rc;
     t->prefill_s = times[0];
     t->decode_s = times[1];
     t->new_tokens = *made;
@@ -216,12 +164,12 @@ static int generate(modes_ctx *ctx, const modes_model *m, const modes_prompt *pr
  * that cannot hold the prompt is refused here, before the prefill. */
 static int context_size(const run_opts *o, const modes_model *m, int n_prompt, int *n_ctx, modes_error *err) {
     const int max = modes_model_max_ctx(m);
-    if (o->n_ctx > max)
-        return modes_fail(err, MODES_E_INPUT, "-c %ld is more than the model's context of %d tokens", o->n_ctx, max);
-    const long want = o->n_ctx > 0 ? o->n_ctx : o->n_ctx == 0 ? max : n_prompt + o->n_new;
+    if (o->g.n_ctx > max)
+        return modes_fail(err, MODES_E_INPUT, "-c %ld is more than the model's context of %d tokens", o->g.n_ctx, max);
+    const long want = o->g.n_ctx > 0 ? o->g.n_ctx : o->g.n_ctx == 0 ? max : n_prompt + o->g.n_new;
     *n_ctx = want < max ? (int)want : max;
-    if (n_prompt > *n_ctx && o->n_ctx > 0)
-        return modes_fail(err, MODES_E_INPUT, "-c %ld cannot hold the prompt of %d tokens", o->n_ctx, n_prompt);
+    if (n_prompt > *n_ctx && o->g.n_ctx > 0)
+        return modes_fail(err, MODES_E_INPUT, "-c %ld cannot hold the prompt of %d tokens", o->g.n_ctx, n_prompt);
     if (n_prompt > *n_ctx)
         return modes_fail(err, MODES_E_INPUT, "the prompt has %d tokens, more than the model's context of %d", n_prompt,
                           max);
@@ -239,35 +187,36 @@ int cmd_run(int argc, char **argv) {
     modes_policy *policy = NULL;
     int32_t *out = NULL;
     int made = 0, n = 0;
-    strbuf text = {0};
+    cli_stream text = {0};
     run_timing t = {0};
     char *question = NULL;
     int rc = cli_prompt_text(o.prompt, o.file, &question, &err);
-    if (!rc) rc = modes_model_load(o.dir, &m, &err);
-    if (!rc && !modes_model_tokenizer(m)) rc = modes_fail(&err, MODES_E_INPUT, "%s: no tokenizer.json", o.dir);
-    if (!rc) rc = cli_load_policy(m, o.policy, o.alphas, o.skip, &policy, &err);
-    if (!rc) rc = modes_prompt_new(m, o.system, question, o.images, o.n_images, NULL, &prompt, &err);
+    if (!rc) rc = modes_model_load(o.g.dir, &m, &err);
+    if (!rc && !modes_model_tokenizer(m)) rc = modes_fail(&err, MODES_E_INPUT, "%s: no tokenizer.json", o.g.dir);
+    if (!rc) rc = cli_load_policy(m, o.g.policy, o.g.alphas, o.g.skip, &policy, &err);
+    if (!rc) rc = modes_prompt_new(m, o.g.system, question, o.g.images, o.g.n_images, NULL, &prompt, &err);
     if (!rc) {
         modes_prompt_ids(prompt, &n);
         t.prompt_tokens = n;
         rc = context_size(&o, m, n, &t.n_ctx, &err);
     }
     if (!rc) {
-        modes_ctx_params cp = {.n_ctx = t.n_ctx, .threads = (int)o.threads};
+        modes_ctx_params cp = {.n_ctx = t.n_ctx, .threads = (int)o.g.threads};
         rc = modes_ctx_new(m, &cp, &ctx, &err);
     }
-    if (!rc && !(out = malloc(((size_t)o.n_new + 1) * sizeof *out))) rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
+    if (!rc && !(out = malloc(((size_t)o.g.n_new + 1) * sizeof *out))) rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
+    if (!rc) rc = cli_stream_init(&text, m, !o.json, &err);
     if (!rc) {
         modes_ctx_set_policy(ctx, policy);
-        rc = generate(ctx, m, prompt, &o, out, &made, &text, &t, &err);
+        rc = generate(ctx, prompt, &o, out, &made, &text, &t, &err);
     }
     if (!rc && !o.json) fputc('\n', stdout);
     fflush(stdout); /* the answer before the statistics on stderr, also when both go to one pipe */
-    if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t, o.seed, prompt, &o);
+    if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t, o.g.seed, prompt, &o);
     if (!rc && t.stop == MODES_STOP_CONTEXT) fprintf(stderr, "modes run: stopped: context full (%d tokens)\n", t.n_ctx);
     if (!rc && o.stats) print_image_sizes(stderr, prompt, &o);
-    if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t, o.seed);
-    sb_free(&text);
+    if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t, o.g.seed);
+    cli_stream_free(&text);
     free(question);
     free(out);
     modes_prompt_free(prompt);

@@ -46,7 +46,12 @@ for cmd in $commands; do
     # the options the command's parser takes ("-m|--model" strings in tools/cmd_CMD.c)
     src=$tests/../tools/cmd_$cmd.c
     if [ -f "$src" ]; then
-        grep -oE '"--?[a-z][a-z0-9-]*(\|--[a-z][a-z0-9-]*)?"' "$src" | tr -d '"' | cut -d'|' -f1 |
+        # commands that call opt_generation also take the options it parses in tools/cli.c
+        gen=/dev/null
+        grep -q 'opt_generation(' "$src" &&
+            awk '/^int opt_generation\(/ { on = 1 } on { print } on && /^}/ { exit }' "$tests/../tools/cli.c" >"$tmp/gen" &&
+            gen=$tmp/gen
+        cat "$src" "$gen" | grep -oE '"--?[a-z][a-z0-9-]*(\|--[a-z][a-z0-9-]*)?"' | tr -d '"' | cut -d'|' -f1 |
             sed -f "$tmp/alias_$cmd" | grep -vxE -- '-h|--help' | sort -u >"$tmp/s"
         unsaid=$(comm -23 "$tmp/s" "$tmp/h" | tr '\n' ' ')
         [ -z "$unsaid" ]
