@@ -79,7 +79,7 @@ static void print_stats(FILE *f, const modes_stats *s, const run_timing *t, long
         for (int l = 0; l < s->n_layers; l++) fprintf(f, " %.0f", 100 * modes_skip_ratio(&s->layer[(size_t)l * 3], 3));
         fprintf(f, "\n");
     }
-    fprintf(f, "seed %ld\n", seed);
+    if (seed >= 0) fprintf(f, "seed %ld\n", seed); /* greedy answers use none */
 }
 
 /* How each picture was resized into the model's pixel budget: one --stats line each. */
@@ -215,7 +215,7 @@ int cmd_run(int argc, char **argv) {
     if (!rc && o.json) print_json(&text, out, made, modes_ctx_stats(ctx), &t, o.g.seed, prompt, &o);
     if (!rc && t.stop == MODES_STOP_CONTEXT) fprintf(stderr, "modes run: stopped: context full (%d tokens)\n", t.n_ctx);
     if (!rc && o.stats) print_image_sizes(stderr, prompt, &o);
-    if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t, o.g.seed);
+    if (!rc && o.stats) print_stats(stderr, modes_ctx_stats(ctx), &t, o.g.temp > 0 ? o.g.seed : -1);
     cli_stream_free(&text);
     free(question);
     free(out);

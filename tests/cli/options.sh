@@ -79,9 +79,12 @@ check "--seed -1 draws a different seed each run, reported in --json ($s1, $s2)"
 "$bin" run -m "$model" -p "$q" -n 6 -t 1 --temp 5 --seed "$s1" --json >"$tmp/r3" 2>&1
 [ "$(ids "$tmp/r1")" = "$(ids "$tmp/r3")" ]
 check "--seed with the reported seed reproduces the answer" $?
-"$bin" run -m "$model" -p "$q" -n 2 -t 1 --seed 7 --stats >/dev/null 2>"$tmp/stats"
+"$bin" run -m "$model" -p "$q" -n 2 -t 1 --temp 1 --seed 7 --stats >/dev/null 2>"$tmp/stats"
 grep -qx "seed 7" "$tmp/stats"
 check "--stats reports the seed" $?
+"$bin" run -m "$model" -p "$q" -n 2 -t 1 --seed 7 --stats >/dev/null 2>"$tmp/stats"
+! grep -q "^seed" "$tmp/stats"
+check "--stats of a greedy answer names no seed (it uses none)" $?
 expect_usage "--seed must be an integer in [-1," "$bin" run -m "$model" -p x --seed -2
 
 exit $fail
