@@ -4,15 +4,11 @@
 # needs importances without --alphas is refused naming --alphas, and search's old --policy points there.
 set -u
 BIN=${MODES_BIN:-build/modes}
-M=${MODES_SHARED:-../shared}/ref/qwen3vlmoe-tiny-a/model
+. "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
+M=$SHARED/ref/qwen3vlmoe-tiny-a/model
 D=${MODES_TESTS:-tests}/data/calib-tiny/calib.jsonl
 IMG=$(dirname "$D")/red_square.png
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $*" >&2; fi; }
-field() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 refused() { # refused NEEDLE COMMAND...: exit 1, one line on stderr holding NEEDLE
     local needle=$1
     shift
@@ -64,5 +60,4 @@ ok grep -q "skipped: prefill" "$TMP/chat.out"
 printf '/skip %s\nhi\n' "$SPEC" | "$BIN" chat -m "$M" -n 2 >"$TMP/chat.out" 2>&1
 ok grep -q -- "--alphas" "$TMP/chat.out"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ok_done

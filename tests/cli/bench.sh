@@ -10,12 +10,7 @@ BIN=${MODES_BIN:-build/modes}
 M=$SHARED/ref/qwen3vlmoe-tiny-a/model
 IMG=${MODES_TESTS:-tests}/data/calib-tiny/red_square.png
 E=${MODES_TESTS:-tests}/../models/shapes-vqa
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $*" >&2; fi; }
-field() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 
 ok "$BIN" bench --synthetic qwen3-vl-30b-a3b --layers 1 --expert-gb 0.2 --prompt-tokens 64 --gen-tokens 2 -r 1 \
     --skip topk:1 --skip modes@0.5 --skip topk:4 -o "$TMP/s.json" --plot "$TMP/s.svg" 2>"$TMP/s.err"
@@ -78,5 +73,4 @@ ok grep -q ">shapes-vqa: accuracy vs skip ratio, 3 examples<" "$TMP/e.svg"
 "$BIN" bench --synthetic nope 2>"$TMP/err"
 ok test $? -eq 1
 ok grep -q "unknown model" "$TMP/err"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ok_done

@@ -6,11 +6,7 @@ set -u
 BIN=${MODES_BIN:-build/modes}
 SRC=$(realpath "${MODES_TESTS:-tests}/..")
 M=$SRC/models/shapes-vqa
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $*" >&2; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 
 copy() { # copy DIR PYTHON-EDIT: the model with config.json loaded, edited (c is the dict) and re-indented
     mkdir "$1"
@@ -29,5 +25,4 @@ done
 ok test $? -eq 1
 ok grep -q "policy-88.json: made for a model with rope_theta=1000000, this model has 2000000" "$TMP/err"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ok_done

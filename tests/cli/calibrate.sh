@@ -8,12 +8,7 @@ BIN=${MODES_BIN:-build/modes}
 . "$(dirname "${BASH_SOURCE[0]}")/lib/shared.sh"
 M=$SHARED/ref/qwen3vlmoe-tiny-a/model
 D=${MODES_TESTS:-tests}/data/calib-tiny/calib.jsonl
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $*" >&2; fi; }
-field() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 
 ok "$BIN" calibrate -m "$M" --data "$D" -o "$TMP/a.json"
 ok "$BIN" calibrate -m "$M" --data "$D" -o "$TMP/b.json"
@@ -44,5 +39,4 @@ ok "$BIN" run -m "$M" -p "What colour is the square?" --image "$(dirname "$D")/r
 "$BIN" run -m "$M" -p "What colour is the square?" --image "$(dirname "$D")/red_square.png" --policy "$TMP/f.json" -n 4 --json >"$TMP/run.json"
 ok test "$(field "$TMP/run.json" "d['skip_ratio_vision'] > 0")" = "True"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ok_done

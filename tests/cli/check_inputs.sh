@@ -10,12 +10,7 @@ BIN=${MODES_BIN:-build/modes}
 TESTS=${MODES_TESTS:-tests}
 M=$TESTS/../models/shapes-vqa
 C=$TESTS/data/calib-tiny
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $*" >&2; fi; }
-field() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 # Nothing but the named files in the folder: no output, no temporary left behind.
 only() { test "$(cd "$1" && ls -A | sort | tr '\n' ' ')" = "$2"; }
 
@@ -112,5 +107,4 @@ ok test $? -eq 1
 ok grep -q "cannot create" "$TMP/err"
 ok only "$TMP/out" "e.json e.svg "
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ok_done

@@ -8,11 +8,7 @@
 set -u
 BIN=${MODES_BIN:-build/modes}
 M=${MODES_TESTS:-tests}/../models/shapes-vqa
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $*" >&2; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 
 # expect_refused NEEDLE COMMAND...: exit 1, one line on stderr naming the problem, nothing on stdout.
 expect_refused() {
@@ -67,5 +63,4 @@ ok test "$(field "$TMP/c0.json" "d['n_ctx']")" = "4096"
 expect_refused "-c 5 cannot hold the prompt of" "$BIN" run -m "$M" -p "$STORY" -c 5
 expect_refused "-c 5000 is more than the model's context of 4096 tokens" "$BIN" run -m "$M" -p "$STORY" -c 5000
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ok_done

@@ -41,6 +41,10 @@ for script in $(grep -l 'lib/shared.sh' "$tests"/cli/*.sh); do
     expect_clean_failure "cli/$(basename "$script")" bash "$script"
     n=$((n + 1))
 done
+# a script that reads the reference data without lib/shared.sh would fail unclearly without it
+unguarded=$(grep -l 'ref/' "$tests"/cli/*.sh | xargs grep -L 'lib/shared.sh' | tr '\n' ' ')
+[ -z "$unguarded" ]
+check "every CLI test reading ref/ sources lib/shared.sh${unguarded:+ (not: $unguarded)}" $?
 grep -q 'shared_path(' "$tests/test_golden.c" && grep -q 'shared_path(' "$tests/test_model.c" && [ $n -ge 10 ]
 check "$n tests checked, test_golden and test_model among them" $?
 exit $fail

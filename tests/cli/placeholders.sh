@@ -5,11 +5,7 @@
 set -u
 BIN=${MODES_BIN:-build/modes}
 M=${MODES_TESTS:-tests}/../models/shapes-vqa
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $*" >&2; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 
 ok "$BIN" run -m "$M" -p "Tell me a long story about a dragon." -n 40 --temp 8 --seed 2 --json >"$TMP/out.json"
 for seed in 1 3 4; do
@@ -25,5 +21,4 @@ for p in sys.argv[2:]:
     assert ids and not bad & set(ids), (p, ids)
 PY
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ok_done

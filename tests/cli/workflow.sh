@@ -7,12 +7,7 @@
 set -u
 BIN=$(realpath "${MODES_BIN:-build/modes}")
 SRC=$(realpath "${MODES_TESTS:-tests}/..")
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $*" >&2; fi; }
-field() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 
 # The fenced block under the workflow heading, one command per line.
 sed -n '/^### Making a model faster with MoDES/,/^## /p' "$SRC/README.md" |
@@ -66,5 +61,4 @@ ok test $? -eq 1
 ok grep -q "unreachable at any thresholds: at most 0\.[0-9]* of the routed slots" err
 ok test ! -e never.json
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+ok_done
