@@ -14,6 +14,7 @@
 #include "check.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "png_craft.h"
 
 /* ---- A growable byte buffer ----------------------------------------------------------------- */
 
@@ -466,19 +467,6 @@ static void expect_bad(const void *data, size_t len, const char *what, const cha
     CHECKF(!want || strstr(err.msg, want), "%s: message '%s' lacks '%s'", label, err.msg, want);
     CHECKF(img.rgb == NULL && img.w == 0 && img.h == 0, "%s: output not cleared", label);
     if (rc == 0) rgb_image_free(&img);
-}
-
-static uint32_t crc32_of(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
-
-static void put_be32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
 }
 
 /* A PNG of only a signature, an IHDR (valid CRC) and IEND: no pixel data at all. */

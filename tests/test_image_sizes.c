@@ -21,6 +21,7 @@
 #include <jpeglib.h>
 
 #include "golden.h"
+#include "png_craft.h"
 
 static char tmp[] = "/tmp/modes-image-sizes-XXXXXX";
 
@@ -84,19 +85,6 @@ static void write_png(const char *path, int w, int h) {
     png_destroy_write_struct(&png, &info);
     free(row);
     fclose(f);
-}
-
-static uint32_t crc32_of(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
-
-static void put_be32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
 }
 
 /* A well-formed PNG skeleton (every CRC right) declaring w x h RGB pixels, with an IDAT of 8 bytes. */
