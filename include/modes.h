@@ -240,6 +240,10 @@ typedef struct {
  * is greedy (state may then be NULL); -1 for NULL logits, or a NULL state when sampling. */
 uint64_t modes_rng_seed(uint64_t seed);
 int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state);
+/* modes_sample for a model's logits (modes_model_vocab of them), choosing only what modes_generate
+ * may choose: never a vision placeholder, nor an id the tokenizer cannot print. For decoding loops
+ * of one's own; -1 for NULL m or logits. */
+int32_t modes_model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state);
 
 /* Evaluates the prompt, then generates up to max_new tokens (sampling s, NULL: greedy) until a stop
  * id, which is not included, or until the context is full (modes_ctx_stop_reason says which). Ids
@@ -272,7 +276,7 @@ const char *modes_stop_reason_name(modes_stop_reason r);    /* "none", "eos", "l
  * "<|im_end|>\n<|im_start|>user\nAnd its shape?<|im_end|>\n<|im_start|>assistant\n"; what the
  * user typed is better tokenized apart with parse_special 0 and spliced in, so a typed
  * "<|im_end|>" stays text), put first the last answer id if it was never evaluated (an answer cut
- * off by max_new), modes_eval the ids with logits for the last one, then repeat: modes_sample an
+ * off by max_new), modes_eval the ids with logits for the last one, then repeat: modes_model_sample an
  * id, stop at modes_model_is_stop, else show it (modes_detok_stream_push) and modes_eval it alone.
  * modes_ctx_n_past says how much of the context is used (modes_eval refuses ids that do not fit);
  * modes_ctx_reset starts a new conversation in the same memory. */

@@ -218,7 +218,7 @@ static void test_second_turn(const modes_model *m) {
     CHECK(modes_detok_stream_new(t, 1, &st, &err) == 0);
     char said[64] = "";
     for (int i = 0; i < 8; i++) {
-        const int32_t id = modes_sample(logits, modes_tokenizer_vocab(t), NULL, NULL);
+        const int32_t id = modes_model_sample(m, logits, NULL, NULL);
         if (id < 0 || modes_model_is_stop(m, id)) break;
         const char *txt = NULL;
         if (!modes_detok_stream_push(st, id, &txt, NULL, &err)) strncat(said, txt, sizeof said - strlen(said) - 1);
@@ -370,6 +370,8 @@ static void test_null_arguments(const modes_model *m) {
     CHECK(modes_sample(NULL, 4, NULL, NULL) == -1);
     CHECK(modes_sample(logits, 0, NULL, NULL) == -1);
     CHECK(modes_sample(logits, 4, &smp, NULL) == -1);
+    CHECK(modes_model_sample(NULL, logits, NULL, NULL) == -1);
+    CHECK(modes_model_sample(m, NULL, NULL, NULL) == -1);
     modes_ctx_free(ctx);
     (void)mo, (void)pr, (void)po, (void)tk, (void)cx;
 }

@@ -466,13 +466,13 @@ static void check_placeholders_unsampled(const modes_model *m, const int32_t *id
     base[5] = 10;
     for (int k = 0; k < n_ids; k++) base[ids[k]] = 50 + k; /* far above id 5 */
     memcpy(l, base, sizeof(float) * V);
-    CHECKF(model_sample(m, l, NULL, NULL) == 5, "%s: greedy chose a placeholder", what);
+    CHECKF(modes_model_sample(m, l, NULL, NULL) == 5, "%s: greedy chose a placeholder", what);
     modes_sampling hot = {.temperature = 8, .top_p = 1, .seed = 2};
     uint64_t st = modes_rng_seed(hot.seed);
     int chosen = 0;
     for (int i = 0; i < 3000; i++) {
         memcpy(l, base, sizeof(float) * V);
-        const int32_t id = model_sample(m, l, &hot, &st);
+        const int32_t id = modes_model_sample(m, l, &hot, &st);
         for (int k = 0; k < n_ids; k++) chosen += id == ids[k];
     }
     CHECKF(chosen == 0, "%s: temperature 8 chose a placeholder %d times in 3000", what, chosen);

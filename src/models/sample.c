@@ -77,3 +77,7 @@ int32_t model_sample(const modes_model *m, float *logits, const modes_sampling *
     for (int i = 0; i < m->n_placeholders; i++) logits[m->placeholders[i]] = -INFINITY;
     return modes_sample(logits, usable, s, state);
 }
+
+int32_t modes_model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state) {
+    return m && logits ? model_sample(m, logits, s, state) : -1;
+}
