@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "models/case.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 

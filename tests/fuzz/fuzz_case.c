@@ -1,9 +1,9 @@
-/* A case file as `modes forward --input` and `modes generate --input` read it (tools/cli.c
- * read_case): safetensors holding input_ids and, for image cases, pixel_values with image_grid_thw.
+/* A case file as `modes forward --input` and `modes generate --input` read it (read_case,
+ * src/models/case.c): safetensors holding input_ids and, for image cases, pixel_values with image_grid_thw.
  * The model is a stand-in with small vision settings (rows of 3 x 2 x 2 x 2 values). On
  * success every image's rows must lie inside the pixel buffer, and every value is read. */
-#include "../../tools/cli.h"
 #include "fuzz.h"
+#include "models/case.h"
 #include "models/model.h"
 
 static char *path;
