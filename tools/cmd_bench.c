@@ -165,23 +165,11 @@ static int make_runs(modes_ctx *c, const prepared_input *in, const bench_opts *o
         snprintf(r->label, sizeof r->label, "%s", o->specs[i]);
         spec_method(o->specs[i], r->method, sizeof r->method);
         int rc;
+        float tau;
         if (o->is_file[i]) {
             r->path = o->specs[i];
             rc = modes_policy_load(m, o->specs[i], &r->policy, err);
-        } else if (!strncmp(o->specs[i], "modes@", 6)) {
-            char *end;
-            const double ratio = strtod(o->specs[i] + 6, &end);
-            if (*end || !(ratio >= 0 && ratio < 1)) return modes_fail(err, MODES_E_INPUT, "--skip %s: expected modes@RATIO with 0 <= RATIO < 1", o->specs[i]);
-            float tau;
-            rc = bench_tau_for_ratio(c, in, alphas, ratio, &tau, err);
-            char spec[64];
-            snprintf(spec, sizeof spec, "modes:%.9g,%.9g", tau, tau);
-            if (!rc && alphas) rc = modes_policy_from_spec(m, spec, alphas, &r->policy, err);
-            else if (!rc) { /* uniform alphas: a fresh policy has them */
-                r->policy = policy_new(SKIP_MODES, m->n_moe_layers);
-                if (!r->policy) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
-                else r->policy->tau[0] = r->policy->tau[1] = tau;
-            }
+        } else if ((rc = bench_ratio_policy(c, in, alphas, o->specs[i], &r->policy, &tau, err)) >= 0) {
             if (!rc) snprintf(r->label, sizeof r->label, "%s (tau %.4g)", o->specs[i], tau);
         } else {
             rc = modes_policy_from_spec(m, o->specs[i], alphas, &r->policy, err);

@@ -261,8 +261,8 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
 
 /* ---- A threshold for a target ratio ---------------------------------------------------------- */
 
-int bench_tau_for_ratio(modes_ctx *c, const prepared_input *in, const modes_policy *alphas, double ratio, float *tau,
-                        modes_error *err) {
+static int tau_for_ratio(modes_ctx *c, const prepared_input *in, const modes_policy *alphas, double ratio, float *tau,
+                         modes_error *err) {
     slot_scores sc = {0};
     /* Without calibrated alphas, uniform ones: every layer weighs the same. */
     modes_policy *uniform = alphas ? NULL : policy_new(SKIP_MODES, c->model->n_moe_layers);
@@ -286,4 +286,24 @@ int bench_tau_for_ratio(modes_ctx *c, const prepared_input *in, const modes_poli
     slot_scores_free(&sc);
     modes_policy_free(uniform);
     return rc;
+}
+
+int bench_ratio_policy(modes_ctx *c, const prepared_input *in, const modes_policy *alphas, const char *spec,
+                       modes_policy **out, float *tau, modes_error *err) {
+    *out = NULL;
+    if (strncmp(spec, "modes@", 6)) return -1;
+    char *end;
+    const double ratio = strtod(spec + 6, &end);
+    if (end == spec + 6 || *end || !(ratio >= 0 && ratio < 1))
+        return modes_fail(err, MODES_E_INPUT, "skip spec '%s': expected modes@RATIO with 0 <= RATIO < 1", spec);
+    int rc = tau_for_ratio(c, in, alphas, ratio, tau, err);
+    if (rc) return rc;
+    if (!alphas) { /* without calibrated alphas, a fresh policy's uniform ones */
+        if (!(*out = policy_new(SKIP_MODES, c->model->n_moe_layers))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        (*out)->tau[0] = (*out)->tau[1] = *tau;
+        return 0;
+    }
+    char modes_spec[64];
+    snprintf(modes_spec, sizeof modes_spec, "modes:%.9g,%.9g", *tau, *tau);
+    return policy_from_spec(modes_spec, alphas, c->model->n_moe_layers, out, err);
 }

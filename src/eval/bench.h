@@ -38,9 +38,10 @@ double bench_median(double *v, int n);
 int bench_policies(modes_ctx *c, const prepared_input *prompt, const modes_policy *const *p, int n,
                    const bench_options *o, bench_result *r, modes_error *err);
 
-/* A threshold tau such that skipping slots with alpha~ * weight < tau (uniform alphas when the
- * policy has none) skips `ratio` of the prompt's routed slots, from one unskipped pass's scores. */
-int bench_tau_for_ratio(modes_ctx *c, const prepared_input *prompt, const modes_policy *alphas, double ratio,
-                        float *tau, modes_error *err);
+/* "modes@R": a MoDES policy with one threshold tau for both modalities, chosen so that skipping slots
+ * with alpha~ * weight < tau (uniform alphas when alphas is NULL) skips R of the prompt's routed
+ * slots, from one unskipped pass's scores. Returns -1 (*out NULL) when spec is not of that form. */
+int bench_ratio_policy(modes_ctx *c, const prepared_input *prompt, const modes_policy *alphas, const char *spec,
+                       modes_policy **out, float *tau, modes_error *err);
 
 #endif
