@@ -43,7 +43,7 @@ typedef struct modes_model modes_model;         /* weights, config, tokenizer; r
 typedef struct modes_ctx modes_ctx;             /* one conversation: KV cache, positions, scratch */
 typedef struct modes_tokenizer modes_tokenizer;
 
-/* Token classes (spec/modes-method.md section 8): skipping depends on them. */
+/* Token classes (docs/modes-method.md section 8): skipping depends on them. */
 enum { MODES_TOKEN_TEXT = 0, MODES_TOKEN_VISION = 1, MODES_TOKEN_SPECIAL = 2 };
 
 /* ---- Model ---------------------------------------------------------------------------------- */
@@ -185,7 +185,7 @@ int modes_prompt_answer_start(const modes_prompt *p);
 /* modes_eval_images over the whole prompt. */
 int modes_eval_prompt(modes_ctx *c, const modes_prompt *p, float *logits, int n_logits, modes_error *err);
 
-/* ---- Expert skipping (spec/modes-method.md) ---------------------------------------------- */
+/* ---- Expert skipping (docs/modes-method.md) ---------------------------------------------- */
 
 typedef struct modes_policy modes_policy;
 

@@ -1,6 +1,6 @@
 /* Calibration on the golden tiny model and the fixture set tests/data/calib-tiny:
  * - the alphas computed by re-running only the layers from the removed one up equal those of naive
- *   full passes (spec/modes-method.md section 2: "exactly the same numbers");
+ *   full passes (docs/modes-method.md section 2: "exactly the same numbers");
  * - the alphas are normalised, deterministic, and a removal that cannot reach any answer token
  *   (vision in the last layer) scores zero up to float rounding (removing rows from an expert's
  *   batch can change the kernels' summation order for the rows that stay);

@@ -1,5 +1,5 @@
 /* Shared by the CLI's subcommands: option parsing, error reporting and inputs common to several
- * commands. Exit status (DESIGN.md section 3): 0 success, 1 bad input or usage, 2 internal error. */
+ * commands. Exit status (docs/design.md section 3): 0 success, 1 bad input or usage, 2 internal error. */
 #ifndef MODES_TOOLS_CLI_H
 #define MODES_TOOLS_CLI_H
 

@@ -1,4 +1,4 @@
-/* modes calibrate: the layer importances alpha of GMLG (spec/modes-method.md section 2), written as a
+/* modes calibrate: the layer importances alpha of GMLG (docs/modes-method.md section 2), written as a
  * policy file (method modes, thresholds 0 until `modes search` sets them). */
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* modes preprocess: one image -> pixel_values and image_grid_thw, as the reference processor makes
- * them (spec/qwen3-vl-moe.md section 3), so preprocessing can be checked on its own. */
+ * them (docs/qwen3-vl-moe.md section 3), so preprocessing can be checked on its own. */
 #include <stdio.h>
 #include <string.h>
 

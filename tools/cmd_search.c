@@ -1,4 +1,4 @@
-/* modes search: thresholds for a target skip ratio on calibration data (spec/modes-method.md
+/* modes search: thresholds for a target skip ratio on calibration data (docs/modes-method.md
  * section 5), written as a policy file with the search trace. --method picks the baselines' single
  * parameter instead, for the same target, so methods are compared at equal skip ratios. */
 #include <math.h>

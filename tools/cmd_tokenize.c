@@ -1,6 +1,6 @@
 /* modes tokenize -m DIR|TOKENIZER.json: JSON Lines {"text": ...} on stdin, {"ids": [...]} on stdout,
  * one output line per input line (blank lines are skipped). No special tokens are added; special
- * token strings written in the text are matched (DESIGN.md section 3). */
+ * token strings written in the text are matched (docs/design.md section 3). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* A fork-join thread pool (DESIGN.md section 4, Threads): one per context, sized to the cores by
+/* A fork-join thread pool (docs/design.md section 4, Threads): one per context, sized to the cores by
  * default. pool_run hands n_tasks numbered tasks to the pool's threads and to the calling thread,
  * and returns when every task has finished, so the caller can read what the tasks wrote without
  * further synchronisation. It is called hundreds of times per token, so idle threads spin briefly

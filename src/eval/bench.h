@@ -1,4 +1,4 @@
-/* Speed measurements (DESIGN.md section 5; `modes bench`): prefill and decode under each policy in
+/* Speed measurements (docs/design.md section 5; `modes bench`): prefill and decode under each policy in
  * one process, median of repetitions after a warm-up, with the counts that say what the hardware
  * allows: weight and KV-cache bytes per decoded token against the measured memory bandwidth, and
  * prefill FLOPs against the measured peak multiply-add rate. */

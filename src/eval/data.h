@@ -1,4 +1,4 @@
-/* Calibration and benchmark data (DESIGN.md section 3): JSON Lines, one example per line,
+/* Calibration and benchmark data (docs/design.md section 3): JSON Lines, one example per line,
  *   {"id": "...", "image": "a.png" | ["a.png", "b.png"], "question": "...", "answer": "...",
  *    "choices": ["A", "B"], "metric": "exact|choice|yesno", "family": "..."}
  * image, choices, metric and family are optional; image paths are relative to the data file. */

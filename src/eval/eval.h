@@ -1,4 +1,4 @@
-/* Benchmark evaluation (DESIGN.md section 1.3): every example answered greedily under each run's
+/* Benchmark evaluation (docs/design.md section 1.3): every example answered greedily under each run's
  * policy (the first run is always the unskipped model), scored by its metric, with skip statistics
  * per run. Each example is prepared once (tokens, positions, vision features) for all runs. */
 #ifndef MODES_EVAL_EVAL_H

@@ -102,7 +102,8 @@ static int parse_rope(const reader *r, text_config *t) {
     if (n != 3 || t->mrope_section[0] + t->mrope_section[1] + t->mrope_section[2] != t->head_dim / 2)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %s\"mrope_section\" must be 3 integers summing to head_dim/2 = %d",
                           r->what, r->section, t->head_dim / 2);
-    /* The interleaved layout (spec 6.1) gives H and W every third slot up to 3*section; that must fit. */
+    /* The interleaved layout (docs/qwen3-vl-moe.md section 6.1) gives H and W every third slot up to
+     * 3*section; that must fit. */
     if (3 * t->mrope_section[1] > t->head_dim / 2 || 3 * t->mrope_section[2] > t->head_dim / 2)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %s\"mrope_section\" too large for interleaving", r->what,
                           r->section);

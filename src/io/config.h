@@ -18,7 +18,7 @@ typedef struct {
     int intermediate;        /* dense MLP width (layers listed in mlp_only_layers) */
     int moe_intermediate, n_experts, top_k, decoder_sparse_step;
     uint8_t is_moe[CFG_MAX_LAYERS]; /* derived from mlp_only_layers and decoder_sparse_step */
-    int norm_topk_prob;      /* read for inspect; Qwen3-VL-MoE always renormalises (spec 7.4) */
+    int norm_topk_prob;      /* read for inspect; Qwen3-VL-MoE always renormalises (docs/qwen3-vl-moe.md section 7.4) */
     float rms_eps;
     double rope_theta;
     int mrope_section[3];

@@ -270,7 +270,8 @@ static int check_ids(const modes_ctx *c, const int32_t *ids, int n, int n_logits
     return 0;
 }
 
-/* Runs the batch and moves the context on; positions continue from the largest one used (spec 6).
+/* Runs the batch and moves the context on; positions continue from the largest one used
+ * (docs/qwen3-vl-moe.md section 6).
  * Every evaluation passes here, so this is where the KV cache's capacity is enforced. */
 static int run_batch(modes_ctx *c, text_batch *b, float *logits, int n_logits, modes_error *err) {
     int rc = check_ids(c, b->ids, b->n, n_logits, err);
@@ -313,7 +314,7 @@ int modes_image_tokens(const modes_model *m, const modes_image *img) {
     return img->grid_t * (img->grid_h / mg) * (img->grid_w / mg);
 }
 
-/* get_rope_index (spec 6): text runs count up on all three axes; an image's tokens sit at
+/* get_rope_index (docs/qwen3-vl-moe.md section 6): text runs count up on all three axes; an image's tokens sit at
  * (cur + frame, cur + row, cur + column) of the merged grid, and the text after it continues
  * from cur + max(frames, rows, columns). */
 static int image_positions(const modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images,

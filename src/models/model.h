@@ -46,8 +46,8 @@ struct modes_model {
 struct modes_ctx {
     const modes_model *model;
     int n_ctx, n_past;
-    modes_pool *pool;           /* the context's threads (DESIGN.md section 4) */
-    int rope_delta;             /* M-RoPE: decode position = cache index + delta (spec 6) */
+    modes_pool *pool;           /* the context's threads (docs/design.md section 4) */
+    int rope_delta;             /* M-RoPE: decode position = cache index + delta (docs/qwen3-vl-moe.md section 6) */
     float *k_cache, *v_cache;   /* [layers][n_ctx][kv_heads * head_dim] */
     modes_tap_fn tap;
     void *tap_user;
@@ -71,7 +71,7 @@ void ctx_sequence_swap(modes_ctx *c, ctx_sequence *s);
 void ctx_sequence_free(ctx_sequence *s);
 
 /* One step of the text decoder. Rows whose id is the image token take the vision features in order;
- * deepstack[j] is added to those rows after layer j (spec 5, 7.3). */
+ * deepstack[j] is added to those rows after layer j (docs/qwen3-vl-moe.md sections 5, 7.3). */
 typedef struct {
     const int32_t *ids;
     int n;
@@ -80,7 +80,7 @@ typedef struct {
     int n_vision, n_deepstack;
     float *const *deepstack;       /* n_deepstack arrays of [n_vision][hidden] */
     /* Calibration re-runs only the layers from start_layer on, from the hidden state that entered it
-     * in the original pass (layers below a removed one are unchanged, spec/modes-method.md 2). */
+     * in the original pass (layers below a removed one are unchanged, docs/modes-method.md 2). */
     int start_layer;
     const float *start_x;          /* [n][hidden] when start_layer > 0 */
     float **capture;               /* when set: capture[l] receives layer l's input, [n][hidden] */

@@ -30,7 +30,8 @@ void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t
                 if (!taken && (best < 0 || p[e] > p[best])) best = e;
             }
             idx[k] = best;
-            w[k] = (float)(exp((double)p[best] - mx) / z); /* fp32 softmax probability, spec 7.4 */
+            /* fp32 softmax probability, docs/qwen3-vl-moe.md section 7.4 */
+            w[k] = (float)(exp((double)p[best] - mx) / z);
             sum += w[k];
         }
         for (int k = 0; k < K; k++) w[k] = (float)(w[k] / sum);

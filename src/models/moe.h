@@ -1,4 +1,4 @@
-/* The MoE block shared by every model family (DESIGN.md section 4): route every token, let the skip
+/* The MoE block shared by every model family (docs/design.md section 4): route every token, let the skip
  * policy mark (token, slot) pairs, then run each active expert once over the tokens that kept it.
  * Model files call moe_route and moe_dispatch and never see which policy is active. */
 #ifndef MODES_MODELS_MOE_H
@@ -23,7 +23,7 @@ typedef struct {
 } moe_layer;
 
 /* Router for n tokens: logits [n, E] (x W^T), fp32 softmax over all E, top-k in descending order of
- * probability (lower index first on ties), weights renormalised over the k (spec 7.4). */
+ * probability (lower index first on ties), weights renormalised over the k (docs/qwen3-vl-moe.md section 7.4). */
 void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t *topk_idx, float *topk_w,
                modes_pool *pool);
 

@@ -1,5 +1,5 @@
 /* Building a prompt from a conversation and image files: the chat template, tokenisation, image
- * preprocessing and the expansion of each image placeholder (spec/qwen3-vl-moe.md sections 2 and 3). */
+ * preprocessing and the expansion of each image placeholder (docs/qwen3-vl-moe.md sections 2 and 3). */
 #include <stdlib.h>
 #include <string.h>
 

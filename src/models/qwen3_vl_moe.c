@@ -1,4 +1,4 @@
-/* Qwen3-VL-MoE text decoder (spec/qwen3-vl-moe.md sections 1, 6 and 7).
+/* Qwen3-VL-MoE text decoder (docs/qwen3-vl-moe.md sections 1, 6 and 7).
  *
  *   x = embed(ids)
  *   for each layer:  h = x + Attn(RMSNorm_in(x));  x = h + MoE(RMSNorm_post(h))
@@ -32,7 +32,8 @@ static int transpose_experts(modes_model *m, const st_tensor *t, modes_dtype dt,
     return model_own(m, dst, err);
 }
 
-/* Fused 3-D experts (spec 1): released [E, H, 2I] / [E, I, H] (x·W) or v5 [E, 2I, H] / [E, H, I]. */
+/* Fused 3-D experts (docs/qwen3-vl-moe.md section 1): released [E, H, 2I] / [E, I, H] (x·W) or v5
+ * [E, 2I, H] / [E, H, I]. */
 static int bind_fused_experts(modes_model *m, const char *pfx, moe_layer *moe, modes_error *err) {
     const int E = moe->n_experts, H = moe->hidden, I = moe->inter;
     char gname[256], dname[256];
@@ -44,7 +45,7 @@ static int bind_fused_experts(modes_model *m, const char *pfx, moe_layer *moe, m
     const int64_t released_dn[3] = {E, I, H}, v5_dn[3] = {E, H, I};
     modes_error e1;
     const st_tensor *t;
-    /* When H == 2I the shapes cannot tell; the released layout is assumed (spec 1). */
+    /* When H == 2I the shapes cannot tell; the released layout is assumed (docs/qwen3-vl-moe.md section 1). */
     int released = find_tensor(m, gname, 3, released_gu, &t, &e1) == 0;
     int rc = released ? 0 : find_tensor(m, gname, 3, v5_gu, &t, err);
     if (rc) return rc;
@@ -67,7 +68,7 @@ static int bind_fused_experts(modes_model *m, const char *pfx, moe_layer *moe, m
     return 0;
 }
 
-/* Per-expert tensors experts.J.{gate,up,down}_proj.weight (InternVL's Qwen3-MoE, spec 1). */
+/* Per-expert tensors experts.J.{gate,up,down}_proj.weight (InternVL's Qwen3-MoE, docs/qwen3-vl-moe.md section 1). */
 static int bind_split_experts(modes_model *m, const char *pfx, moe_layer *moe, modes_error *err) {
     char name[256];
     int rc = 0;
@@ -138,7 +139,7 @@ int qwen3vl_bind_weights(modes_model *m, modes_error *err) {
 
 /* ---- Forward ------------------------------------------------------------------------------- */
 
-/* Interleaved M-RoPE (spec 6.1): angle slot j takes its position from H when j % 3 == 1 and
+/* Interleaved M-RoPE (docs/qwen3-vl-moe.md section 6.1): angle slot j takes its position from H when j % 3 == 1 and
  * j < 3 * section[1], from W when j % 3 == 2 and j < 3 * section[2], else from T. Writes, per token,
  * cos[hd/2] then sin[hd/2]. inv_freq is computed in float32 as the reference does. */
 static void mrope_tables(const text_config *c, const int32_t *pos, int n, float *cs) {
@@ -305,7 +306,7 @@ static int feed_forward(modes_ctx *c, int l, const text_layer *L, scratch *s, in
         c->tap(c->tap_user, tp->name, 1, s->topk_idx, 2, shape);
     }
     tap_f(tp, "text.layer%d.router_topk_weights", l, s->topk_w, 2, n, moe->top_k, 0);
-    /* The skip decision sits between routing and dispatch (spec/modes-method.md section 3). */
+    /* The skip decision sits between routing and dispatch (docs/modes-method.md section 3). */
     const int ml = c->model->moe_index[l];
     skip_decide(c->policy, ml, moe->top_k, s->cls, n, s->topk_idx, s->topk_w);
     skip_stats_add(&c->stats, ml, n == 1, s->cls, n, moe->top_k, s->topk_idx);
@@ -327,7 +328,8 @@ static int feed_forward(modes_ctx *c, int l, const text_layer *L, scratch *s, in
     return rc;
 }
 
-/* Image rows take the vision features (spec 5); `add` adds instead of replacing (DeepStack, spec 7.3). */
+/* Image rows take the vision features (docs/qwen3-vl-moe.md section 5); `add` adds instead of replacing
+ * (DeepStack, docs/qwen3-vl-moe.md section 7.3). */
 static void scatter_vision(const modes_model *m, const text_batch *b, const float *feat, float *x, int add) {
     const int H = m->cfg.text.hidden;
     int r = 0;

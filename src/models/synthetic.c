@@ -1,5 +1,5 @@
 /* A model with the real dimensions of a released checkpoint and random bf16 weights made in
- * memory, for `modes bench --synthetic` (DESIGN.md section 5): speed does not depend on the values.
+ * memory, for `modes bench --synthetic` (docs/design.md section 5): speed does not depend on the values.
  *
  * The experts of Qwen3-VL-30B-A3B alone are 58 GB, more than such machines have, so the expert
  * weights are a pool of distinct layer blocks sized to a memory budget, and layer l uses block

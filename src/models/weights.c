@@ -1,5 +1,5 @@
 /* Binding checkpoint tensors to the model's weight views, validating name, dtype and shape against
- * what the config implies (DESIGN.md section 4: validate everything before any compute). */
+ * what the config implies (docs/design.md section 4: validate everything before any compute). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

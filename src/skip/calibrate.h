@@ -1,4 +1,4 @@
-/* Calibration (spec/modes-method.md sections 2 and 5): teacher-forced passes over image + question +
+/* Calibration (docs/modes-method.md sections 2 and 5): teacher-forced passes over image + question +
  * answer examples, scored by the KL divergence of the next-token distribution at the answer tokens.
  * A session prepares every example once (prompt, positions, vision features, original answer
  * distributions) so that alpha calibration and the threshold search reuse them in every pass. */

@@ -1,4 +1,4 @@
-/* Expert-skipping policies (spec/modes-method.md sections 2, 3 and 6) and the one decision function
+/* Expert-skipping policies (docs/modes-method.md sections 2, 3 and 6) and the one decision function
  * every MoE layer of every model family calls between routing and dispatch.
  *
  * A policy only marks slots: a skipped (token, slot) gets the expert index MOE_SKIPPED, and dispatch

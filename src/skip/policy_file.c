@@ -1,4 +1,4 @@
-/* The policy file (spec/modes-method.md section 9): reading with full validation. Unknown keys are
+/* The policy file (docs/modes-method.md section 9): reading with full validation. Unknown keys are
  * ignored; a wrong layer count, a non-finite number or a binding to another model (architecture fields,
  * tensors, sampled weights; or, in files written before those, the config.json hash) is an error. */
 #include <math.h>
@@ -22,7 +22,7 @@ static int read_float(const json_node *v, float *out) {
     return 0;
 }
 
-/* A list of L non-negative numbers, normalised to sum to 1 (alpha~ of spec section 2). */
+/* A list of L non-negative numbers, normalised to sum to 1 (alpha~ of docs/modes-method.md section 2). */
 static int read_alpha(const char *path, const json_node *arr, const char *key, int L, float *out, modes_error *err) {
     if (!arr || arr->type != JSON_ARRAY || arr->n != (size_t)L)
         return modes_fail(err, MODES_E_INPUT, "%s: alpha.%s must be a list of %d numbers (one per MoE layer)", path, key, L);

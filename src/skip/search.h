@@ -1,4 +1,4 @@
-/* The frontier search for (tau_t, tau_v) (spec/modes-method.md section 5), written over an abstract
+/* The frontier search for (tau_t, tau_v) (docs/modes-method.md section 5), written over an abstract
  * evaluator so that it can be tested on synthetic tables and driven by real passes alike.
  *
  * Grid indices run 0..D-1 on each axis; both f (KL) and g (skip ratio) are assumed to grow with

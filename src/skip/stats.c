@@ -1,4 +1,4 @@
-/* Skip statistics (spec/modes-method.md section 4): pooled, per class, per layer, prefill and decode. */
+/* Skip statistics (docs/modes-method.md section 4): pooled, per class, per layer, prefill and decode. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* Weight views and the kernels the model files call. Kernels know nothing about models: they see
  * row-major matrices of a storage dtype and fp32 activations. Weights are widened to fp32 inside the
- * kernels and accumulated in fp32 (DESIGN.md section 4, Numerics). */
+ * kernels and accumulated in fp32 (docs/design.md section 4, Numerics). */
 #ifndef MODES_TENSOR_TENSOR_H
 #define MODES_TENSOR_TENSOR_H
 
@@ -83,7 +83,7 @@ typedef struct {
 } matmul_job;
 
 /* Every job's product, with the output rows of all of them split across the pool in one parallel
- * region (DESIGN.md section 4: the active experts of a MoE layer), pieces sized by multiply-adds
+ * region (docs/design.md section 4: the active experts of a MoE layer), pieces sized by multiply-adds
  * so that jobs of different n balance. Jobs must not write the same y. Pool may be NULL. */
 void matmul_batch_mt(modes_pool *pool, const matmul_job *jobs, int n_jobs);
 
@@ -152,7 +152,7 @@ const char *simd_path_name(simd_path p);
 /* Parses "scalar", "avx2", "avx512" or "avx512bf16"; returns 0 on success. */
 int simd_path_parse(const char *s, simd_path *out);
 
-/* Machine limits, to report speeds as fractions of them (DESIGN.md section 5). */
+/* Machine limits, to report speeds as fractions of them (docs/design.md section 5). */
 /* GB/s of a streaming read split across the pool's threads: a buffer of `bytes` read in eighths
  * (make an eighth several times the last-level cache), the best eighth of three rounds. Returns 0
  * when the buffer cannot be allocated. */

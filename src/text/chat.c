@@ -1,4 +1,4 @@
-/* Chat templates (spec/qwen3-vl-moe.md section 2.1). Each render function reproduces one Jinja
+/* Chat templates (docs/qwen3-vl-moe.md section 2.1). Each render function reproduces one Jinja
  * template's output byte for byte, whitespace control included; the reference renderings are in
  * ../shared/ref/qwen3-tokenizer/chat_cases.json. A new family adds a render function and a row
  * in `templates`. */

@@ -2,7 +2,7 @@
  * name, by recognising the template text shipped in tokenizer_config.json, or by config.json's
  * model_type. The rendered prompt is plain text: encode it with tok_encode, which matches the
  * special tokens written in it. Then chat_expand_pads widens each image placeholder to the number
- * of vision tokens the image gives (spec/qwen3-vl-moe.md section 2.1). */
+ * of vision tokens the image gives (docs/qwen3-vl-moe.md section 2.1). */
 #ifndef MODES_TEXT_CHAT_H
 #define MODES_TEXT_CHAT_H
 

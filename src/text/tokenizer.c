@@ -1,5 +1,5 @@
 /* Byte-level BPE from tokenizer.json; the steps and their order are those of the Rust `tokenizers`
- * library (spec/qwen3-vl-moe.md section 2.3), which made the reference ids in ../shared/ref. */
+ * library (docs/qwen3-vl-moe.md section 2.3), which made the reference ids in ../shared/ref. */
 #include "text/tokenizer.h"
 
 #include <stdlib.h>

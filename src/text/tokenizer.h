@@ -1,4 +1,4 @@
-/* Byte-level BPE tokenizer read from a Hugging Face tokenizer.json (spec/qwen3-vl-moe.md section 2.3).
+/* Byte-level BPE tokenizer read from a Hugging Face tokenizer.json (docs/qwen3-vl-moe.md section 2.3).
  *
  * Encoding follows the Rust `tokenizers` library step by step, since token ids must be identical:
  * added tokens are matched whole first (leftmost, then longest), the text between them is NFC

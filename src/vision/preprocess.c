@@ -1,4 +1,4 @@
-/* Qwen3-VL image preprocessing (spec/qwen3-vl-moe.md section 3), matching transformers' default
+/* Qwen3-VL image preprocessing (docs/qwen3-vl-moe.md section 3), matching transformers' default
  * torchvision backend: the resize reproduces ATen's integer arithmetic, so its levels are those of
  * the reference, not merely close to them. */
 #include "vision/preprocess.h"

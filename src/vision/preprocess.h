@@ -1,4 +1,4 @@
-/* Qwen3-VL image preprocessing (spec/qwen3-vl-moe.md section 3), exactly as the reference processor:
+/* Qwen3-VL image preprocessing (docs/qwen3-vl-moe.md section 3), exactly as the reference processor:
  * smart_resize, bicubic resize with antialias, rescale and normalise, temporal duplication, and
  * patch flattening in merge-block order. */
 #ifndef MODES_VISION_PREPROCESS_H
@@ -33,7 +33,7 @@ typedef struct {
 int preproc_config_load(const char *path, preproc_config *cfg, modes_error *err);
 void preproc_config_default(preproc_config *cfg);
 
-/* The target (height, width) of smart_resize (spec section 3 step 2, factor = patch * merge, Python's
+/* The target (height, width) of smart_resize (docs/qwen3-vl-moe.md section 3 step 2, factor = patch * merge, Python's
  * round-half-to-even) for a picture of any size; fails only on an aspect ratio over max_aspect (200,
  * as the reference) or an area over 2^53 (beyond where doubles match Python's integer arithmetic).
  * As in the reference, the result may exceed max_pixels by a strip one factor wide: a very elongated

@@ -1,4 +1,4 @@
-/* Qwen3-VL vision tower (spec/qwen3-vl-moe.md section 4):
+/* Qwen3-VL vision tower (docs/qwen3-vl-moe.md section 4):
  *
  *   x = patches W_pe^T + b + bilinear(pos_embed)             [N, D]
  *   for each block:  x = x + Attn(LN1(x));  x = x + MLP(LN2(x))   (DeepStack taps after some blocks)
@@ -44,7 +44,8 @@ static int bind_merger(modes_model *m, const char *pfx, const vision_config *c, 
     return rc;
 }
 
-/* The Conv3d weight [D, C, T, P, P] is a [D, C*T*P*P] matrix in the pixel rows' own order (spec 3.6). */
+/* The Conv3d weight [D, C, T, P, P] is a [D, C*T*P*P] matrix in the pixel rows' own order
+ * (docs/qwen3-vl-moe.md section 3 step 6). */
 static int bind_patch_embed(modes_model *m, qwen3_vit *v, modes_error *err) {
     const vision_config *c = &v->cfg;
     const int64_t shape[5] = {c->hidden, c->in_channels, c->temporal_patch, c->patch, c->patch};
@@ -110,7 +111,8 @@ void vit_output_free(vit_output *o) {
 
 /* ---- Forward ------------------------------------------------------------------------------ */
 
-/* Patch (row, column) of sequence row i within an image of grid (h, w), merge-block order (spec 3.6). */
+/* Patch (row, column) of sequence row i within an image of grid (h, w), merge-block order
+ * (docs/qwen3-vl-moe.md section 3 step 6). */
 static void patch_rc(int i, int w, int mg, int *r, int *c) {
     const int per_block = mg * mg, blocks_w = w / mg;
     const int b = i / per_block, in = i % per_block;
@@ -118,7 +120,7 @@ static void patch_rc(int i, int w, int mg, int *r, int *c) {
     *c = (b % blocks_w) * mg + in % mg;
 }
 
-/* Bilinear (align_corners) resampling of the learned grid to (h, w), added to x (spec 4.2). */
+/* Bilinear (align_corners) resampling of the learned grid to (h, w), added to x (docs/qwen3-vl-moe.md section 4.2). */
 static void add_position_embedding(const qwen3_vit *v, const vit_grid *g, float *x) {
     const int S = v->grid_side, D = v->cfg.hidden, mg = v->cfg.merge, hw = g->h * g->w;
     for (int i = 0; i < hw; i++) {
@@ -138,8 +140,8 @@ static void add_position_embedding(const qwen3_vit *v, const vit_grid *g, float 
     }
 }
 
-/* 2-D rotary tables (spec 4.3): for head dim hd, a quarter of the angle slots follow the patch row and
- * a quarter the column; rows hold cos[hd/2] then sin[hd/2] as rope_apply expects. */
+/* 2-D rotary tables (docs/qwen3-vl-moe.md section 4.3): for head dim hd, a quarter of the angle slots
+ * follow the patch row and a quarter the column; rows hold cos[hd/2] then sin[hd/2] as rope_apply expects. */
 static void vision_rope_tables(const qwen3_vit *v, const vit_grid *g, float *cs) {
     const int hd = v->cfg.hidden / v->cfg.n_heads, half = hd / 2, quarter = hd / 4, hw = g->h * g->w;
     for (int i = 0; i < hw; i++) {
@@ -210,7 +212,8 @@ static void vit_mlp(const qwen3_vit *v, const vit_block *b, int N, float *x, vit
     for (size_t i = 0; i < (size_t)N * D; i++) x[i] += s->tmp[i];
 }
 
-/* Merges each merge^2 block of rows into one token (spec 4.5); out is [N / merge^2, out_hidden]. */
+/* Merges each merge^2 block of rows into one token (docs/qwen3-vl-moe.md section 4.5); out is
+ * [N / merge^2, out_hidden]. */
 static int vit_merge(const qwen3_vit *v, const vit_merger *mg, const float *x, int N, float *out, modes_pool *pool) {
     const int D = v->cfg.hidden, k = v->cfg.merge * v->cfg.merge, wide = D * k, M = N / k;
     float *y = malloc((size_t)N * D * sizeof *y), *h = malloc((size_t)M * wide * sizeof *h);

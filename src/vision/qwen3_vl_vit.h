@@ -1,4 +1,4 @@
-/* The Qwen3-VL vision tower (spec/qwen3-vl-moe.md section 4): patch embedding, interpolated learned
+/* The Qwen3-VL vision tower (docs/qwen3-vl-moe.md section 4): patch embedding, interpolated learned
  * positions, 2-D rotary attention blocks within each image, the patch merger and the DeepStack
  * mergers. Images are packed into one sequence; attention never crosses an image boundary. */
 #ifndef MODES_VISION_QWEN3_VL_VIT_H

@@ -1,5 +1,6 @@
 """Turns task examples into model inputs in the exact prompt format the engine builds
-(chat template, spec 2.1): <|im_start|>user\\n[<|vision_start|><|image_pad|>*N<|vision_end|>]{question}
+(chat template, docs/qwen3-vl-moe.md section 2.1):
+<|im_start|>user\\n[<|vision_start|><|image_pad|>*N<|vision_end|>]{question}
 <|im_end|>\\n<|im_start|>assistant\\n, followed by the answer and <|im_end|> (teacher forcing)."""
 import numpy as np
 import torch

@@ -1,6 +1,6 @@
 """Small shared helpers for the offline training tools: safetensors read/write, PNG write,
 the byte-level BPE encoder (the same algorithm as src/text/tokenizer.c, for ASCII task text),
-and the numpy image preprocessing of spec section 3 (no resize: our images are multiples of 32).
+and the numpy image preprocessing of docs/qwen3-vl-moe.md section 3 (no resize: our images are multiples of 32).
 
 Only the Python standard library and numpy are used here (Debian's python3-numpy)."""
 import json
@@ -113,7 +113,7 @@ def png_read(path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Byte-level BPE (spec section 2.3). The task text is ASCII, so the Qwen pre-tokenizer regex is
+# Byte-level BPE (docs/qwen3-vl-moe.md section 2.3). The task text is ASCII, so the Qwen pre-tokenizer regex is
 # written here with ASCII classes (\p{L} -> [A-Za-z], \p{N} -> [0-9]); identical on ASCII input.
 
 PRETOK = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|'S|'T|'RE|'VE|'M|'LL|'D|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]"
@@ -188,7 +188,7 @@ class Tokenizer:
 
 
 # ---------------------------------------------------------------------------------------------
-# Image preprocessing (spec section 3, steps 4-7; no resize since sides are multiples of 32).
+# Image preprocessing (docs/qwen3-vl-moe.md section 3, steps 4-7; no resize since sides are multiples of 32).
 
 def preprocess(img, patch=16, tps=2, merge=2):
     """img: [H, W, 3] uint8 -> pixel_values [N, 3*tps*patch*patch] f32, grid (1, gh, gw)."""

@@ -1,5 +1,5 @@
 """A PyTorch implementation of Qwen3VLMoeForConditionalGeneration (transformers 4.57 numerics, fp32),
-written from /work/shared/spec/qwen3-vl-moe.md (sections 3-7) because the transformers package is
+written from docs/qwen3-vl-moe.md (sections 3-7) because the transformers package is
 not available here. Module and parameter names equal the Hugging Face ones, so state_dict() is the
 checkpoint (experts in the released layout: gate_up_proj [E, H, 2I], down_proj [E, I, H]).
 
@@ -65,7 +65,7 @@ def rotate_half(x):
 
 
 # ------------------------------------------------------------------------------------------------
-# vision tower (spec section 4)
+# vision tower (docs/qwen3-vl-moe.md section 4)
 
 class PatchEmbed(nn.Module):
     def __init__(self, vc):
@@ -76,8 +76,8 @@ class PatchEmbed(nn.Module):
     def forward(self, x):  # [..., 1536] -> [..., D]: the Conv3d with kernel = stride is a linear map
         w = self.proj.weight
         if self.training:
-            # still images: the two temporal frames are equal (spec 4.1), so sum the two weight halves
-            # and use one frame (the same result, 2x cheaper)
+            # still images: the two temporal frames are equal (docs/qwen3-vl-moe.md section 4.1), so sum the two
+            # weight halves and use one frame (the same result, 2x cheaper)
             C, T, P = w.shape[1], w.shape[2], w.shape[3]
             xs = x.reshape(*x.shape[:-1], C, T, P * P)[..., 0, :].reshape(*x.shape[:-1], C * P * P)
             return F.linear(xs, w.sum(2).reshape(w.shape[0], -1), self.proj.bias)
@@ -154,7 +154,8 @@ class Vision(nn.Module):
         self.deepstack_merger_list = nn.ModuleList([PatchMerger(vc, True) for _ in vc["deepstack_visual_indexes"]])
 
     def pos_interp(self, h, w):
-        """Bilinear (align_corners) interpolation of the learned grid, in merge-block order (spec 4.2)."""
+        """Bilinear (align_corners) interpolation of the learned grid, in merge-block order
+        (docs/qwen3-vl-moe.md section 4.2)."""
         S = int(math.isqrt(self.vc["num_position_embeddings"]))
         m = self.vc["spatial_merge_size"]
         hs, ws = torch.linspace(0, S - 1, h), torch.linspace(0, S - 1, w)
@@ -171,7 +172,7 @@ class Vision(nn.Module):
         return pe.view(h // m, m, w // m, m, D).permute(0, 2, 1, 3, 4).reshape(h * w, D)
 
     def rotary(self, h, w):
-        """2-D rotary cos/sin [P, hd] in merge-block order (spec 4.3)."""
+        """2-D rotary cos/sin [P, hd] in merge-block order (docs/qwen3-vl-moe.md section 4.3)."""
         m = self.vc["spatial_merge_size"]
         hd = self.vc["hidden_size"] // self.vc["num_heads"]
         dim = hd // 2
@@ -196,7 +197,7 @@ class Vision(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------
-# text decoder (spec sections 5-7)
+# text decoder (docs/qwen3-vl-moe.md sections 5-7)
 
 class Attention(nn.Module):
     def __init__(self, tc):
@@ -291,7 +292,7 @@ class TextModel(nn.Module):
         self.norm = RMSNorm(tc["hidden_size"], tc["rms_norm_eps"])
 
     def rope(self, pos):
-        """pos [3, B, T] -> cos, sin [B, 1, T, hd] with interleaved M-RoPE (spec 6.1)."""
+        """pos [3, B, T] -> cos, sin [B, 1, T, hd] with interleaved M-RoPE (docs/qwen3-vl-moe.md section 6.1)."""
         hd = self.tc["head_dim"]
         sec = self.tc["rope_scaling"]["mrope_section"]
         inv = 1.0 / (self.tc["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
@@ -378,7 +379,7 @@ def aux_loss(routing, E, K):
 
 
 def rope_index(ids, image_token_id, grids, merge=2):
-    """get_rope_index for one sequence (spec section 6). ids: list of ints; grids: list of (t, h, w) in
+    """get_rope_index for one sequence (docs/qwen3-vl-moe.md section 6). ids: list of ints; grids: list of (t, h, w) in
     patches, one per run of image-pad tokens. -> [3, T] int list, rope_delta."""
     T = len(ids)
     pos = [[0] * T for _ in range(3)]
