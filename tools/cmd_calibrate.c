@@ -6,7 +6,7 @@
 #include "cli.h"
 #include "cli_check.h"
 #include "core/error.h"
-#include "eval/data.h"
+#include "io/data.h"
 #include "skip/calibrate.h"
 
 static const char *HELP =

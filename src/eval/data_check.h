@@ -5,7 +5,7 @@
 #ifndef MODES_EVAL_DATA_CHECK_H
 #define MODES_EVAL_DATA_CHECK_H
 
-#include "eval/data.h"
+#include "io/data.h"
 #include "skip/calibrate.h"
 
 typedef struct {

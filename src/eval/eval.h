@@ -4,7 +4,7 @@
 #ifndef MODES_EVAL_EVAL_H
 #define MODES_EVAL_EVAL_H
 
-#include "eval/data.h"
+#include "io/data.h"
 #include "skip/calibrate.h"
 
 typedef struct {

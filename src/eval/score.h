@@ -2,7 +2,7 @@
 #ifndef MODES_EVAL_SCORE_H
 #define MODES_EVAL_SCORE_H
 
-#include "eval/data.h"
+#include "io/data.h"
 
 /* Normalises for comparison: trims whitespace and trailing punctuation, lowercases ASCII. Returns a
  * new string (free()). */

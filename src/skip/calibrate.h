@@ -5,7 +5,7 @@
 #ifndef MODES_SKIP_CALIBRATE_H
 #define MODES_SKIP_CALIBRATE_H
 
-#include "eval/data.h"
+#include "io/data.h"
 #include "models/model.h"
 
 typedef void (*progress_fn)(void *user, const char *what, long done, long total);

@@ -1,7 +1,7 @@
-/* The JSON Lines calibration / benchmark file (src/eval/data.c), as `modes calibrate`, `search` and
+/* The JSON Lines calibration / benchmark file (src/io/data.c), as `modes calibrate`, `search` and
  * `eval` read it, with and without a --limit. Loaded examples are checked and scored against their
  * own fields (src/eval/score.c). */
-#include "eval/data.h"
+#include "io/data.h"
 #include "eval/score.h"
 #include "fuzz.h"
 

@@ -1,4 +1,4 @@
-#include "eval/data.h"
+#include "io/data.h"
 
 #include <stdio.h>
 #include <stdlib.h>
