@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "skip/calibrate.h"
+#include "calib/calibrate.h"
 
 static double naive_kl(calib_session *s, const modes_policy *p) {
     double kl;

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "skip/search.h"
-#include "skip/tune.h"
+#include "calib/search.h"
+#include "calib/tune.h"
 
 typedef struct {
     int D, kind;

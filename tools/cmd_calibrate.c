@@ -7,7 +7,7 @@
 #include "cli_check.h"
 #include "core/error.h"
 #include "io/data.h"
-#include "skip/calibrate.h"
+#include "calib/calibrate.h"
 
 static const char *HELP =
     "usage: modes calibrate -m DIR --data FILE.jsonl -o POLICY.json [--limit N]\n"

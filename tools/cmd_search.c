@@ -10,7 +10,7 @@
 #include "cli_check.h"
 #include "core/error.h"
 #include "io/data.h"
-#include "skip/tune.h"
+#include "calib/tune.h"
 
 static const char *HELP =
     "usage: modes search -m DIR --data FILE.jsonl --alphas FILE --target RHO -o POLICY.json\n"

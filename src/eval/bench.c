@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "core/error.h"
-#include "skip/scores.h"
+#include "calib/scores.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -6,7 +6,7 @@
 #define MODES_EVAL_BENCH_H
 
 #include "models/model.h"
-#include "skip/calibrate.h"
+#include "calib/calibrate.h"
 
 typedef struct {
     int gen_tokens, reps;

@@ -6,7 +6,7 @@
 #define MODES_EVAL_DATA_CHECK_H
 
 #include "io/data.h"
-#include "skip/calibrate.h"
+#include "calib/calibrate.h"
 
 typedef struct {
     int index; /* into the data set as checked */

@@ -5,7 +5,7 @@
 #define MODES_EVAL_EVAL_H
 
 #include "io/data.h"
-#include "skip/calibrate.h"
+#include "calib/calibrate.h"
 
 typedef struct {
     const char *label;          /* the --skip spec or policy path */

@@ -1,4 +1,4 @@
-#include "skip/search.h"
+#include "calib/search.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  *
  * Grid indices run 0..D-1 on each axis; both f (KL) and g (skip ratio) are assumed to grow with
  * either index. Every (q, p) is evaluated at most once (memoised). */
-#ifndef MODES_SKIP_SEARCH_H
-#define MODES_SKIP_SEARCH_H
+#ifndef MODES_CALIB_SEARCH_H
+#define MODES_CALIB_SEARCH_H
 
 #include "modes.h"
 #include "skip/policy.h"

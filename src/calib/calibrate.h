@@ -2,8 +2,8 @@
  * answer examples, scored by the KL divergence of the next-token distribution at the answer tokens.
  * A session prepares every example once (prompt, positions, vision features, original answer
  * distributions) so that alpha calibration and the threshold search reuse them in every pass. */
-#ifndef MODES_SKIP_CALIBRATE_H
-#define MODES_SKIP_CALIBRATE_H
+#ifndef MODES_CALIB_CALIBRATE_H
+#define MODES_CALIB_CALIBRATE_H
 
 #include "io/data.h"
 #include "models/model.h"

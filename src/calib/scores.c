@@ -1,4 +1,4 @@
-#include "skip/scores.h"
+#include "calib/scores.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "skip/calibrate.h"
+#include "calib/calibrate.h"
 
 #include <math.h>
 #include <stdlib.h>

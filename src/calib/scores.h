@@ -1,8 +1,8 @@
 /* The scores s = alpha~(l, m) * pi of every routed slot in one unskipped pass (alpha~ = 1 without
  * GMLG), per modality, sorted: the frozen-routing estimate of a skip ratio (docs/modes-method.md
  * section 5) counts how many fall below a threshold without running the model again. */
-#ifndef MODES_SKIP_SCORES_H
-#define MODES_SKIP_SCORES_H
+#ifndef MODES_CALIB_SCORES_H
+#define MODES_CALIB_SCORES_H
 
 #include "models/model.h"
 

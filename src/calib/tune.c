@@ -1,4 +1,4 @@
-#include "skip/tune.h"
+#include "calib/tune.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "skip/scores.h"
+#include "calib/scores.h"
 
 typedef struct {
     calib_session *s;

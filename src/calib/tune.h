@@ -1,11 +1,11 @@
 /* Choosing a policy's thresholds for a target skip ratio on calibration data: the MoDES frontier
  * search over (tau_t, tau_v), and the same target for the baselines (a single threshold, a global
  * NAEE beta) by bisection, so methods are compared at equal skip ratios. */
-#ifndef MODES_SKIP_TUNE_H
-#define MODES_SKIP_TUNE_H
+#ifndef MODES_CALIB_TUNE_H
+#define MODES_CALIB_TUNE_H
 
-#include "skip/calibrate.h"
-#include "skip/search.h"
+#include "calib/calibrate.h"
+#include "calib/search.h"
 
 typedef struct {
     skip_method method;    /* SKIP_MODES, SKIP_DMT (2-D); SKIP_THRESHOLD, SKIP_THRESHOLD_GMLG, SKIP_NAEE (1-D) */
