@@ -281,6 +281,76 @@ const char *modes_stop_reason_name(modes_stop_reason r);    /* "none", "eos", "l
  * modes_ctx_n_past says how much of the context is used (modes_eval refuses ids that do not fit);
  * modes_ctx_reset starts a new conversation in the same memory. */
 
+/* ---- Building on the library -----------------------------------------------------------------
+ *
+ * Small services the `modes` CLI uses, public so that a program of one's own reports errors, writes
+ * files and JSON the way the library does. */
+
+/* Fills err (when not NULL) with code and the formatted message, and returns code, so a failing
+ * path reads `return modes_fail(err, MODES_E_INPUT, "%s: no such example", path);`. Control bytes
+ * in the message become '?': it stays one line. */
+int modes_fail(modes_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Puts context before an existing message: "PREFIX: message" ("stdin line 3: ..."). */
+void modes_error_prefix(modes_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* A whole file as a new NUL-terminated heap string (free()) of *len bytes (len may be NULL); a file
+ * over max_bytes is refused before it is read. */
+int modes_read_file(const char *path, size_t max_bytes, char **data, size_t *len, modes_error *err);
+/* Writes len bytes to path atomically: into a temporary file beside it, renamed over path only when
+ * complete, so an interrupted run never leaves a truncated file where a good one was. */
+int modes_write_file_atomic(const char *path, const void *data, size_t len, modes_error *err);
+/* Whether modes_write_file_atomic(path) could succeed now (it creates and removes the temporary), so
+ * long work can refuse an output it could not save before it starts. */
+int modes_check_writable(const char *path, modes_error *err);
+
+/* The threads modes_ctx_params.threads 0 means: this machine's physical cores (at least 1). */
+int modes_physical_cores(void);
+
+/* JSON text as the library writes it. s (n bytes, which may hold NULs) as a quoted, escaped JSON
+ * string: a new heap string (free()), NULL when out of memory. */
+char *modes_json_quote(const char *s, size_t n);
+/* v as the shortest JSON number that reads back as v ("null" for NaN and infinities), in buf. */
+const char *modes_json_number(double v, char buf[40]);
+/* text (len bytes) parsed as one JSON object (at most 64 MiB, nesting at most 16 deep; what names
+ * the text in errors): *value gets a copy of its string member key (a new heap string of *value_len
+ * bytes, which may hold NULs; free()), or NULL when the member is missing or not a string. */
+int modes_json_string_member(const char *text, size_t len, const char *what, const char *key, char **value,
+                             size_t *value_len, modes_error *err);
+
+/* Tensor files (safetensors) for checking against a reference: `modes forward`, `generate` and
+ * `preprocess` write them. Tensors are copied when added. */
+typedef enum { MODES_VALUES_F32 = 0, MODES_VALUES_I64 = 1 } modes_value_type;
+typedef struct modes_tensor_writer modes_tensor_writer;
+int modes_tensor_writer_new(modes_tensor_writer **out, modes_error *err);
+/* shape has ndim entries; data holds their product of values of dtype. A name given twice is refused. */
+int modes_tensor_writer_add(modes_tensor_writer *w, const char *name, modes_value_type dtype, int ndim,
+                            const int64_t *shape, const void *data, modes_error *err);
+int modes_tensor_writer_save(const modes_tensor_writer *w, const char *path, modes_error *err); /* atomically */
+void modes_tensor_writer_free(modes_tensor_writer *w);
+
+/* A reference case file (safetensors): input_ids, and for image cases pixel_values and
+ * image_grid_thw, every size checked against the file and the model m. */
+typedef struct modes_case modes_case;
+int modes_case_load(const modes_model *m, const char *path, modes_case **out, modes_error *err);
+/* Replaces the case's images by image files, preprocessed with m's settings. */
+int modes_case_set_images(modes_case *c, const modes_model *m, const char *const *paths, int n, modes_error *err);
+const int32_t *modes_case_ids(const modes_case *c, int *n);        /* n may be NULL; NULL for a NULL c */
+const modes_image *modes_case_images(const modes_case *c, int *n); /* owned by the case; n may be NULL */
+void modes_case_free(modes_case *c);
+
+/* Preprocesses an image file without a model: with the preprocessor_config.json of config (a model
+ * folder or that file itself; NULL, or a folder without one: the Qwen3-VL defaults). *row_len gets
+ * the values per patch row (img holds grid_t * grid_h * grid_w rows); free with modes_image_free. */
+int modes_image_preprocess(const char *config, const char *path, modes_image *img, int *row_len, modes_error *err);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

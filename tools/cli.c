@@ -9,9 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/cores.h"
-#include "core/error.h"
-#include "io/file.h"
 
 #define PROMPT_MAX_BYTES (64 << 20)
 
@@ -131,6 +128,18 @@ int opt_float(int argc, char **argv, int *i, const char *name, double lo, double
 
 int stdout_is_terminal(void) { return isatty(STDOUT_FILENO); }
 
+void cli_json_string(FILE *f, const char *s, size_t n) {
+    char *q = modes_json_quote(s, n);
+    if (q) fputs(q, f);
+    else fputs("null", f); /* out of memory: still valid JSON */
+    free(q);
+}
+
+void cli_json_number(FILE *f, double v) {
+    char buf[40];
+    fputs(modes_json_number(v, buf), f);
+}
+
 void cli_progress(void *user, const char *what, long done, long total) {
     (void)user;
     if (!isatty(STDERR_FILENO)) return;
@@ -205,7 +214,7 @@ int cli_prompt_text(const char *prompt, const char *file, char **out, modes_erro
     int rc;
     if (file) {
         size_t len;
-        rc = read_file(file, PROMPT_MAX_BYTES, out, &len, err);
+        rc = modes_read_file(file, PROMPT_MAX_BYTES, out, &len, err);
     } else if (prompt && !strcmp(prompt, "-")) {
         rc = read_stream(stdin, "the prompt on stdin", out, err);
     } else {
@@ -226,7 +235,7 @@ void cli_print_help(const char *help) {
             break;
         }
         fwrite(at, 1, (size_t)(mark - at), stdout);
-        printf("%d", cores_physical());
+        printf("%d", modes_physical_cores());
     }
 }
 

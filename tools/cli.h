@@ -4,6 +4,7 @@
 #define MODES_TOOLS_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "modes.h"
 
@@ -71,6 +72,10 @@ int cli_stream_finish(cli_stream *s, modes_error *err);
 void cli_stream_free(cli_stream *s);
 
 int stdout_is_terminal(void);
+
+/* JSON values written to f as the library writes them (modes_json_quote, modes_json_number). */
+void cli_json_string(FILE *f, const char *s, size_t n);
+void cli_json_number(FILE *f, double v);
 
 /* Prints a command's --help text with "{cores}" replaced by the default thread count. */
 void cli_print_help(const char *help);

@@ -4,14 +4,12 @@
 #include <stdlib.h>
 
 #include "cli.h"
-#include "core/error.h"
-#include "io/file.h"
 
 int cli_check_outputs(const char *cmd, const char *const *paths, int n) {
     int bad = 0;
     for (int i = 0; i < n; i++) {
         modes_error err = {0};
-        if (paths[i] && path_check_writable(paths[i], &err)) bad = cli_fail(cmd, &err);
+        if (paths[i] && modes_check_writable(paths[i], &err)) bad = cli_fail(cmd, &err);
     }
     return bad;
 }

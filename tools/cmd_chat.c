@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "core/error.h"
 
 static const char *HELP =
     "usage: modes chat -m DIR [--image FILE]... [--system TEXT] [-c N] [-n MAX_NEW] [--temp T] [--top-k K]\n"

@@ -6,9 +6,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "models/case.h"
-#include "core/error.h"
-#include "io/safetensors.h"
 
 static const char *HELP =
     "usage: modes forward -m DIR --input CASE.safetensors -o OUT.safetensors [-t THREADS]\n"
@@ -19,7 +16,7 @@ static const char *HELP =
     "  Long forms: -m/--model, -o/--output, -t/--threads. Defaults: -t {cores} (the physical cores).\n";
 
 typedef struct {
-    st_writer *w;
+    modes_tensor_writer *w;
     int failed;
     modes_error err;
 } collector;
@@ -29,7 +26,7 @@ static void collect(void *user, const char *name, int is_int, const void *data, 
     collector *c = user;
     if (c->failed) return;
     if (!is_int) {
-        c->failed = st_writer_add(c->w, name, ST_F32, ndim, shape, data, &c->err) != 0;
+        c->failed = modes_tensor_writer_add(c->w, name, MODES_VALUES_F32, ndim, shape, data, &c->err) != 0;
         return;
     }
     int64_t n = 1;
@@ -41,7 +38,7 @@ static void collect(void *user, const char *name, int is_int, const void *data, 
         return;
     }
     for (int64_t i = 0; i < n; i++) wide[i] = ((const int32_t *)data)[i];
-    c->failed = st_writer_add(c->w, name, ST_I64, ndim, shape, wide, &c->err) != 0;
+    c->failed = modes_tensor_writer_add(c->w, name, MODES_VALUES_I64, ndim, shape, wide, &c->err) != 0;
     free(wide);
 }
 
@@ -78,34 +75,37 @@ int cmd_forward(int argc, char **argv) {
     if (!dir || !input || !out) return cli_usage("forward", "-m, --input and -o are required");
 
     modes_error err = {0};
-    case_input in = {0};
+    modes_case *in = NULL;
     modes_model *m = NULL;
     modes_ctx *ctx = NULL;
     float *logits = NULL;
-    collector col = {.w = st_writer_new()};
-    int rc = col.w ? 0 : modes_fail(&err, MODES_E_INTERNAL, "out of memory");
+    collector col = {0};
+    int rc = modes_tensor_writer_new(&col.w, &err);
     if (!rc) rc = modes_model_load(dir, &m, &err);
-    if (!rc) rc = read_case(input, m, &in, &err);
+    if (!rc) rc = modes_case_load(m, input, &in, &err);
     modes_policy *policy = NULL;
     if (!rc) rc = cli_load_policy(m, policy_path, alphas_path, skip, &policy, &err);
-    if (!rc && n_images) rc = case_use_images(&in, m, images, n_images, &err);
-    modes_ctx_params cp = {.n_ctx = in.n, .threads = (int)threads};
+    if (!rc && n_images) rc = modes_case_set_images(in, m, images, n_images, &err);
+    int n = 0, n_case_images = 0;
+    const int32_t *ids = modes_case_ids(in, &n);
+    const modes_image *case_images = modes_case_images(in, &n_case_images);
+    modes_ctx_params cp = {.n_ctx = n, .threads = (int)threads};
     if (!rc) rc = modes_ctx_new(m, &cp, &ctx, &err);
     if (!rc) modes_ctx_set_policy(ctx, policy);
-    if (!rc && !(logits = malloc((size_t)in.n * modes_model_vocab(m) * sizeof *logits)))
-        rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory for %d x %d logits", in.n, modes_model_vocab(m));
+    if (!rc && !(logits = malloc((size_t)n * modes_model_vocab(m) * sizeof *logits)))
+        rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory for %d x %d logits", n, modes_model_vocab(m));
     if (!rc) {
         modes_ctx_set_tap(ctx, collect, &col);
-        rc = modes_eval_images(ctx, in.ids, in.n, in.images, in.n_images, logits, in.n, &err);
+        rc = modes_eval_images(ctx, ids, n, case_images, n_case_images, logits, n, &err);
         if (!rc && col.failed) {
             err = col.err;
             rc = err.code ? err.code : MODES_E_INTERNAL;
         }
     }
-    if (!rc) rc = st_writer_save(col.w, out, &err);
+    if (!rc) rc = modes_tensor_writer_save(col.w, out, &err);
     free(logits);
-    case_input_free(&in);
-    st_writer_free(col.w);
+    modes_case_free(in);
+    modes_tensor_writer_free(col.w);
     modes_ctx_free(ctx);
     modes_policy_free(policy);
     modes_model_free(m);

@@ -6,9 +6,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "models/case.h"
-#include "core/error.h"
-#include "io/safetensors.h"
 
 static const char *HELP =
     "usage: modes generate -m DIR --input CASE.safetensors -n N [--stop] [--step-logits OUT.safetensors]\n"
@@ -56,25 +53,28 @@ int cmd_generate(int argc, char **argv) {
     if (!dir || !input) return cli_usage("generate", "-m and --input are required");
 
     modes_error err = {0};
-    case_input in = {0};
+    modes_case *in = NULL;
     int32_t *out = NULL;
     int made = 0;
     modes_model *m = NULL;
     modes_ctx *ctx = NULL;
     float *logits = NULL, *steps = NULL;
     int rc = modes_model_load(dir, &m, &err);
-    if (!rc) rc = read_case(input, m, &in, &err);
+    if (!rc) rc = modes_case_load(m, input, &in, &err);
     modes_policy *policy = NULL;
     if (!rc) rc = cli_load_policy(m, policy_path, alphas_path, skip, &policy, &err);
-    if (!rc && n_images) rc = case_use_images(&in, m, images, n_images, &err);
+    if (!rc && n_images) rc = modes_case_set_images(in, m, images, n_images, &err);
+    int n = 0, n_case_images = 0;
+    const int32_t *ids = modes_case_ids(in, &n);
+    const modes_image *case_images = modes_case_images(in, &n_case_images);
     const int V = m ? modes_model_vocab(m) : 0;
-    modes_ctx_params cp = {.n_ctx = in.n + (int)n_new, .threads = (int)threads};
+    modes_ctx_params cp = {.n_ctx = n + (int)n_new, .threads = (int)threads};
     if (!rc) rc = modes_ctx_new(m, &cp, &ctx, &err);
     if (!rc) modes_ctx_set_policy(ctx, policy);
     if (!rc && (!(logits = malloc((size_t)V * sizeof *logits)) || !(out = malloc(((size_t)n_new + 1) * sizeof *out)) ||
                 (step_out && !(steps = malloc(((size_t)n_new + 1) * V * sizeof *steps)))))
         rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
-    if (!rc && n_new > 0) rc = modes_eval_images(ctx, in.ids, in.n, in.images, in.n_images, logits, 1, &err);
+    if (!rc && n_new > 0) rc = modes_eval_images(ctx, ids, n, case_images, n_case_images, logits, 1, &err);
     while (!rc && made < n_new) {
         if (steps) memcpy(steps + (size_t)made * V, logits, (size_t)V * sizeof *logits);
         int32_t next = modes_sample(logits, V, NULL, NULL);
@@ -83,19 +83,19 @@ int cmd_generate(int argc, char **argv) {
         rc = modes_eval(ctx, &next, 1, logits, 1, &err);
     }
     if (!rc && step_out) {
-        st_writer *w = st_writer_new();
+        modes_tensor_writer *w = NULL;
         const int64_t shape[2] = {made, V};
-        rc = w ? st_writer_add(w, "step_logits", ST_F32, 2, shape, steps, &err)
-               : modes_fail(&err, MODES_E_INTERNAL, "out of memory");
-        if (!rc) rc = st_writer_save(w, step_out, &err);
-        st_writer_free(w);
+        rc = modes_tensor_writer_new(&w, &err);
+        if (!rc) rc = modes_tensor_writer_add(w, "step_logits", MODES_VALUES_F32, 2, shape, steps, &err);
+        if (!rc) rc = modes_tensor_writer_save(w, step_out, &err);
+        modes_tensor_writer_free(w);
     }
     if (!rc) {
         printf("{\"ids\": [");
         for (int i = 0; i < made; i++) printf(i ? ", %d" : "%d", out[i]);
         printf("]}\n");
     }
-    case_input_free(&in);
+    modes_case_free(in);
     free(out);
     free(logits);
     free(steps);

@@ -4,10 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/error.h"
-#include "io/image.h"
-#include "io/safetensors.h"
-#include "vision/preprocess.h"
 
 static const char *HELP =
     "usage: modes preprocess [-m DIR] --image FILE -o OUT.safetensors\n"
@@ -17,15 +13,15 @@ static const char *HELP =
     "           it, or when the folder has none, the Qwen3-VL defaults apply.\n"
     "  Long forms: -m/--model, -o/--output.\n";
 
-static int write_patches(const pixel_patches *p, const char *path, modes_error *err) {
-    st_writer *w = st_writer_new();
-    if (!w) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    int64_t pv_shape[2] = {p->n_patches, p->row_len}, g_shape[2] = {1, 3};
+static int write_patches(const modes_image *p, int row_len, const char *path, modes_error *err) {
+    modes_tensor_writer *w = NULL;
+    int64_t pv_shape[2] = {(int64_t)p->grid_t * p->grid_h * p->grid_w, row_len}, g_shape[2] = {1, 3};
     int64_t grid[3] = {p->grid_t, p->grid_h, p->grid_w};
-    int rc = st_writer_add(w, "pixel_values", ST_F32, 2, pv_shape, p->values, err);
-    if (!rc) rc = st_writer_add(w, "image_grid_thw", ST_I64, 2, g_shape, grid, err);
-    if (!rc) rc = st_writer_save(w, path, err);
-    st_writer_free(w);
+    int rc = modes_tensor_writer_new(&w, err);
+    if (!rc) rc = modes_tensor_writer_add(w, "pixel_values", MODES_VALUES_F32, 2, pv_shape, p->pixels, err);
+    if (!rc) rc = modes_tensor_writer_add(w, "image_grid_thw", MODES_VALUES_I64, 2, g_shape, grid, err);
+    if (!rc) rc = modes_tensor_writer_save(w, path, err);
+    modes_tensor_writer_free(w);
     return rc;
 }
 
@@ -48,16 +44,10 @@ int cmd_preprocess(int argc, char **argv) {
     if (!image || !out) return cli_usage("preprocess", "--image and -o are required");
 
     modes_error err = {0};
-    preproc_config cfg;
-    rgb_image img = {0};
-    pixel_patches p = {0};
-    int rc = 0;
-    if (dir) rc = preproc_config_load(dir, &cfg, &err);
-    else preproc_config_default(&cfg);
-    if (!rc) rc = image_load(image, 0, &img, &err);
-    if (!rc && (rc = preprocess_image(&cfg, &img, &p, &err))) modes_error_prefix(&err, "%s", image);
-    if (!rc) rc = write_patches(&p, out, &err);
-    pixel_patches_free(&p);
-    rgb_image_free(&img);
+    modes_image img;
+    int row_len = 0;
+    int rc = modes_image_preprocess(dir, image, &img, &row_len, &err);
+    if (!rc) rc = write_patches(&img, row_len, out, &err);
+    modes_image_free(&img);
     return rc ? cli_fail("preprocess", &err) : 0;
 }

@@ -6,8 +6,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/error.h"
-#include "core/json.h"
 
 static const char *HELP =
     "usage: modes run -m DIR (-p TEXT | -f FILE) [--image FILE]... [--system TEXT] [-c N] [-n MAX_NEW] [--temp T]\n"
@@ -93,56 +91,59 @@ static void print_image_sizes(FILE *f, const modes_prompt *p, const run_opts *o)
 }
 
 /* The same for --json: an "images" array. */
-static void json_image_sizes(strbuf *j, const modes_prompt *p, const run_opts *o) {
+static void json_image_sizes(FILE *j, const modes_prompt *p, const run_opts *o) {
     modes_image_info in;
-    sb_puts(j, ", \"images\": [");
+    fputs(", \"images\": [", j);
     for (int i = 0; i < o->g.n_images; i++) {
         if (modes_prompt_image_info(p, i, &in, NULL)) continue;
-        sb_puts(j, i ? ", {\"path\": " : "{\"path\": ");
-        sb_json_string(j, o->g.images[i], strlen(o->g.images[i]));
-        sb_printf(j, ", \"width\": %d, \"height\": %d, \"resized_width\": %d, \"resized_height\": %d, "
-                     "\"tokens_w\": %d, \"tokens_h\": %d, \"tokens\": %d}",
-                  in.width, in.height, in.resized_width, in.resized_height, in.tokens_w, in.tokens_h, in.tokens);
+        fputs(i ? ", {\"path\": " : "{\"path\": ", j);
+        cli_json_string(j, o->g.images[i], strlen(o->g.images[i]));
+        fprintf(j, ", \"width\": %d, \"height\": %d, \"resized_width\": %d, \"resized_height\": %d, "
+                   "\"tokens_w\": %d, \"tokens_h\": %d, \"tokens\": %d}",
+                in.width, in.height, in.resized_width, in.resized_height, in.tokens_w, in.tokens_h, in.tokens);
     }
-    sb_puts(j, "]");
+    fputs("]", j);
 }
 
 static void print_json(const cli_stream *text, const int32_t *ids, int n, const modes_stats *s, const run_timing *t,
                        long seed, const modes_prompt *p, const run_opts *o) {
-    strbuf j = {0};
-    sb_puts(&j, "{\"text\": ");
-    sb_json_string(&j, text->text ? text->text : "", text->len);
-    sb_puts(&j, ", \"ids\": [");
-    for (int i = 0; i < n; i++) sb_printf(&j, i ? ", %d" : "%d", ids[i]);
-    sb_printf(&j, "], \"prompt_tokens\": %d, \"new_tokens\": %d, \"n_ctx\": %d, \"stop_reason\": \"%s\", \"prefill_s\": ",
-              t->prompt_tokens, t->new_tokens, t->n_ctx, modes_stop_reason_name(t->stop));
-    sb_json_number(&j, t->prefill_s);
-    sb_puts(&j, ", \"decode_s\": ");
-    sb_json_number(&j, t->decode_s);
+    char *data = NULL;
+    size_t size = 0;
+    FILE *j = open_memstream(&data, &size); /* printed whole or not at all */
+    if (!j) return;
+    fputs("{\"text\": ", j);
+    cli_json_string(j, text->text ? text->text : "", text->len);
+    fputs(", \"ids\": [", j);
+    for (int i = 0; i < n; i++) fprintf(j, i ? ", %d" : "%d", ids[i]);
+    fprintf(j, "], \"prompt_tokens\": %d, \"new_tokens\": %d, \"n_ctx\": %d, \"stop_reason\": \"%s\", \"prefill_s\": ",
+            t->prompt_tokens, t->new_tokens, t->n_ctx, modes_stop_reason_name(t->stop));
+    cli_json_number(j, t->prefill_s);
+    fputs(", \"decode_s\": ", j);
+    cli_json_number(j, t->decode_s);
     const char *keys[3] = {"skip_ratio", "skip_ratio_text", "skip_ratio_vision"};
     const modes_skip_count *pre = s->phase[0];
     modes_skip_count all[6];
     memcpy(all, s->phase, sizeof all);
     const double vals[3] = {modes_skip_ratio(all, 6), modes_skip_ratio(&pre[0], 1), modes_skip_ratio(&pre[1], 1)};
     for (int k = 0; k < 3; k++) {
-        sb_printf(&j, ", \"%s\": ", keys[k]);
-        sb_json_number(&j, vals[k]);
+        fprintf(j, ", \"%s\": ", keys[k]);
+        cli_json_number(j, vals[k]);
     }
-    sb_puts(&j, ", \"skip_ratio_decode\": ");
-    sb_json_number(&j, modes_skip_ratio(s->phase[1], 3));
+    fputs(", \"skip_ratio_decode\": ", j);
+    cli_json_number(j, modes_skip_ratio(s->phase[1], 3));
     uint64_t all_skipped = 0;
     for (int p = 0; p < 2; p++)
         for (int c = 0; c < 3; c++) all_skipped += s->phase[p][c].tokens_all_skipped;
-    sb_printf(&j, ", \"token_layers_all_skipped\": %llu, \"skip_ratio_per_layer\": [", (unsigned long long)all_skipped);
+    fprintf(j, ", \"token_layers_all_skipped\": %llu, \"skip_ratio_per_layer\": [", (unsigned long long)all_skipped);
     for (int l = 0; l < s->n_layers; l++) {
-        if (l) sb_puts(&j, ", ");
-        sb_json_number(&j, modes_skip_ratio(&s->layer[(size_t)l * 3], 3));
+        if (l) fputs(", ", j);
+        cli_json_number(j, modes_skip_ratio(&s->layer[(size_t)l * 3], 3));
     }
-    sb_puts(&j, "]");
-    json_image_sizes(&j, p, o);
-    sb_printf(&j, ", \"expert_bytes\": %llu, \"seed\": %ld}\n", (unsigned long long)s->expert_bytes, seed);
-    if (!j.failed) fputs(j.data, stdout);
-    sb_free(&j);
+    fputs("]", j);
+    json_image_sizes(j, p, o);
+    fprintf(j, ", \"expert_bytes\": %llu, \"seed\": %ld}\n", (unsigned long long)s->expert_bytes, seed);
+    if (!fclose(j) && data) fputs(data, stdout);
+    free(data);
 }
 
 /* Prefill, then sample until a stop token or n_new tokens, streaming text unless --json. */

@@ -6,11 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/error.h"
-#include "core/json.h"
-#include "text/tokenizer.h"
 
 static const char *const CMD = "tokenize";
+#define LINE_MAX_BYTES ((size_t)64 << 20) /* the most modes_json_string_member reads */
 
 static void help(void) {
     printf("usage: modes tokenize -m DIR|TOKENIZER.json < IN.jsonl > OUT.jsonl\n\n"
@@ -25,40 +23,61 @@ static int is_blank(const char *s, size_t n) {
     return 1;
 }
 
-/* Encodes one input line into out as an {"ids"} line. */
-static int tokenize_line(const modes_tokenizer *tok, const char *line, size_t n, size_t lineno, strbuf *out,
+/* Encodes one input line and writes its {"ids"} line to outf. */
+static int tokenize_line(const modes_tokenizer *tok, const char *line, size_t n, size_t lineno, FILE *outf,
                          modes_error *err) {
     char what[48];
     snprintf(what, sizeof what, "stdin line %zu", lineno);
-    json_doc *doc;
-    json_limits lim = {.max_bytes = TOK_MAX_FILE_BYTES, .max_depth = 16};
-    int rc = json_parse(line, n, &lim, what, &doc, err);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = modes_json_string_member(line, n, what, "text", &text, &len, err);
     if (rc) return rc;
-    const json_node *text = json_get(json_root(doc), "text");
     int32_t *ids = NULL;
-    size_t k = 0;
-    if (!text || text->type != JSON_STRING)
+    int k = 0;
+    if (!text)
         rc = modes_fail(err, MODES_E_INPUT, "%s: expected an object with a \"text\" string", what);
-    else if ((rc = tok_encode(tok, text->u.str, text->n, &ids, &k, err)))
+    else if ((rc = modes_tokenize(tok, text, len, 1, &ids, &k, err)))
         modes_error_prefix(err, "%s", what);
-    json_free(doc);
+    free(text);
     if (rc) return rc;
-    sb_puts(out, "{\"ids\": [");
-    for (size_t i = 0; i < k; i++) sb_printf(out, i ? ", %d" : "%d", ids[i]);
-    sb_puts(out, "]}\n");
+    fputs("{\"ids\": [", outf);
+    for (int i = 0; i < k; i++) fprintf(outf, i ? ", %d" : "%d", ids[i]);
+    fputs("]}\n", outf);
     free(ids);
-    return out->failed ? modes_fail(err, MODES_E_INTERNAL, "%s: out of memory", what) : 0;
+    /* Flushed per line, so a caller can feed lines interactively through a pipe. */
+    return ferror(outf) || fflush(outf) ? modes_fail(err, MODES_E_INTERNAL, "cannot write to stdout") : 0;
+}
+
+/* A line being read: its bytes so far. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int failed;
+} line_buf;
+
+static void line_add(line_buf *l, char c) {
+    if (l->failed) return;
+    if (l->len == l->cap) {
+        const size_t cap = l->cap ? 2 * l->cap : 256;
+        char *grown = realloc(l->data, cap);
+        if (!grown) {
+            l->failed = 1;
+            return;
+        }
+        l->data = grown;
+        l->cap = cap;
+    }
+    l->data[l->len++] = c;
 }
 
 /* Reads one line (newline kept) into *line; -1 at end of input. A line longer than max is not
  * buffered whole: the rest of it is skipped and *too_long set, so a huge line cannot exhaust memory. */
-static ssize_t read_line(FILE *in, strbuf *line, size_t max, int *too_long) {
+static ssize_t read_line(FILE *in, line_buf *line, size_t max, int *too_long) {
     int ch = EOF;
     line->len = 0;
     *too_long = 0;
     while ((ch = getc(in)) != EOF) {
-        const char c = (char)ch;
-        if (line->len < max) sb_append(line, &c, 1);
+        if (line->len < max) line_add(line, (char)ch);
         else *too_long = 1;
         if (ch == '\n') break;
     }
@@ -66,14 +85,14 @@ static ssize_t read_line(FILE *in, strbuf *line, size_t max, int *too_long) {
 }
 
 static int tokenize_stream(const modes_tokenizer *tok, FILE *in, FILE *outf, modes_error *err) {
-    strbuf line = {0}, out = {0};
+    line_buf line = {0};
     size_t lineno = 0;
     ssize_t n;
     int rc = 0, too_long = 0;
-    while (!rc && (n = read_line(in, &line, TOK_MAX_FILE_BYTES, &too_long)) >= 0) {
+    while (!rc && (n = read_line(in, &line, LINE_MAX_BYTES, &too_long)) >= 0) {
         lineno++;
         if (too_long) {
-            rc = modes_fail(err, MODES_E_INPUT, "stdin line %zu: longer than %zu bytes", lineno, (size_t)TOK_MAX_FILE_BYTES);
+            rc = modes_fail(err, MODES_E_INPUT, "stdin line %zu: longer than %zu bytes", lineno, LINE_MAX_BYTES);
             break;
         }
         if (line.failed) {
@@ -81,15 +100,10 @@ static int tokenize_stream(const modes_tokenizer *tok, FILE *in, FILE *outf, mod
             break;
         }
         if (is_blank(line.data, (size_t)n)) continue;
-        out.len = 0;
-        rc = tokenize_line(tok, line.data, (size_t)n, lineno, &out, err);
-        /* Flushed per line, so a caller can feed lines interactively through a pipe. */
-        if (!rc && (fwrite(out.data, 1, out.len, outf) != out.len || fflush(outf)))
-            rc = modes_fail(err, MODES_E_INTERNAL, "cannot write to stdout");
+        rc = tokenize_line(tok, line.data, (size_t)n, lineno, outf, err);
     }
     if (!rc && ferror(in)) rc = modes_fail(err, MODES_E_INPUT, "cannot read stdin (line %zu)", lineno + 1);
-    sb_free(&line);
-    sb_free(&out);
+    free(line.data);
     return rc;
 }
 
@@ -107,8 +121,8 @@ int cmd_tokenize(int argc, char **argv) {
     if (!model) return cli_usage(CMD, "-m DIR|TOKENIZER.json is required");
     modes_tokenizer *tok;
     modes_error err = {0};
-    if (tok_load(model, &tok, &err)) return cli_fail(CMD, &err);
+    if (modes_tokenizer_load(model, &tok, &err)) return cli_fail(CMD, &err);
     int rc = tokenize_stream(tok, stdin, stdout, &err);
-    tok_free(tok);
+    modes_tokenizer_free(tok);
     return rc ? cli_fail(CMD, &err) : 0;
 }

@@ -112,3 +112,45 @@ void case_input_free(case_input *c) {
     free(c->images);
     memset(c, 0, sizeof *c);
 }
+
+/* The public face of a case (include/modes.h). */
+struct modes_case {
+    case_input in;
+};
+
+int modes_case_load(const modes_model *m, const char *path, modes_case **out, modes_error *err) {
+    MODES_REQUIRE(err, out);
+    *out = NULL;
+    MODES_REQUIRE(err, m);
+    MODES_REQUIRE(err, path);
+    modes_case *c = calloc(1, sizeof *c);
+    if (!c) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    int rc = read_case(path, m, &c->in, err);
+    if (rc) free(c);
+    else *out = c;
+    return rc;
+}
+
+int modes_case_set_images(modes_case *c, const modes_model *m, const char *const *paths, int n, modes_error *err) {
+    MODES_REQUIRE(err, c);
+    MODES_REQUIRE(err, m);
+    if (n < 0) return modes_fail(err, MODES_E_INPUT, "modes_case_set_images: n is %d", n);
+    if (n) MODES_REQUIRE(err, paths);
+    return case_use_images(&c->in, m, paths, n, err);
+}
+
+const int32_t *modes_case_ids(const modes_case *c, int *n) {
+    if (n) *n = c ? c->in.n : 0;
+    return c ? c->in.ids : NULL;
+}
+
+const modes_image *modes_case_images(const modes_case *c, int *n) {
+    if (n) *n = c ? c->in.n_images : 0;
+    return c ? c->in.images : NULL;
+}
+
+void modes_case_free(modes_case *c) {
+    if (!c) return;
+    case_input_free(&c->in);
+    free(c);
+}

@@ -1,0 +1,118 @@
+/* The public services for programs built on the library (include/modes.h, "Building on the library"
+ * and "Workflows"): their answers on small inputs and their refusal of NULL arguments, through the
+ * public header alone. */
+#include <math.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "modes.h"
+
+/* A failing call must name the function and the NULL argument. */
+#define CHECK_NULL_ERR(call, fn, arg)                                                                     \
+    do {                                                                                                  \
+        modes_error e_ = {0};                                                                             \
+        int rc_ = (call);                                                                                 \
+        (void)e_;                                                                                         \
+        CHECKF(rc_ == MODES_E_INPUT && strstr(e_.msg, fn) && strstr(e_.msg, arg " is NULL"),              \
+               "%s: rc %d, message \"%s\"", #call, rc_, e_.msg);                                         \
+    } while (0)
+
+static void test_errors(void) {
+    modes_error err = {0};
+    CHECK(modes_fail(&err, MODES_E_INPUT, "%s: bad\nline", "f.json") == MODES_E_INPUT);
+    CHECK(err.code == MODES_E_INPUT && !strcmp(err.msg, "f.json: bad?line"));
+    modes_error_prefix(&err, "stdin line %d", 3);
+    CHECKF(!strcmp(err.msg, "stdin line 3: f.json: bad?line"), "%s", err.msg);
+    CHECK(modes_fail(NULL, MODES_E_INTERNAL, "nowhere") == MODES_E_INTERNAL);
+}
+
+static void test_json(void) {
+    char *q = modes_json_quote("a\"b\n\x01", 5);
+    CHECKF(q && !strcmp(q, "\"a\\\"b\\n\\u0001\""), "%s", q ? q : "(null)");
+    free(q);
+    CHECK(modes_json_quote(NULL, 0) == NULL);
+    char buf[40];
+    CHECK(!strcmp(modes_json_number(0.1, buf), "0.1"));
+    CHECK(!strcmp(modes_json_number(3, buf), "3"));
+    CHECK(!strcmp(modes_json_number(NAN, buf), "null"));
+    const char *line = "{\"id\": 1, \"text\": \"caf\\u00e9\"}";
+    char *v = NULL;
+    size_t n = 0;
+    modes_error err = {0};
+    CHECKF(!modes_json_string_member(line, strlen(line), "line 1", "text", &v, &n, &err), "%s", err.msg);
+    CHECK(v && n == 5 && !memcmp(v, "caf\xc3\xa9", 5));
+    free(v);
+    CHECK(!modes_json_string_member(line, strlen(line), "line 1", "id", &v, &n, &err) && !v && !n);
+    CHECK(modes_json_string_member("{\"text\": ", 9, "line 2", "text", &v, &n, &err) == MODES_E_INPUT && !v);
+    CHECKF(strstr(err.msg, "line 2"), "%s", err.msg);
+    CHECK_NULL_ERR(modes_json_string_member(NULL, 0, "w", "k", &v, &n, &e_), "modes_json_string_member", "text");
+    CHECK_NULL_ERR(modes_json_string_member(line, 1, "w", "k", NULL, &n, &e_), "modes_json_string_member", "value");
+    CHECK_NULL_ERR(modes_json_string_member(line, 1, "w", NULL, &v, &n, &e_), "modes_json_string_member", "key");
+}
+
+static void test_files(void) {
+    char path[] = "/tmp/modes_api_tools_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    modes_error err = {0};
+    CHECKF(!modes_check_writable(path, &err), "%s", err.msg);
+    CHECKF(!modes_write_file_atomic(path, "hello", 5, &err), "%s", err.msg);
+    char *data = NULL;
+    size_t len = 0;
+    CHECKF(!modes_read_file(path, 100, &data, &len, &err), "%s", err.msg);
+    CHECK(data && len == 5 && !strcmp(data, "hello"));
+    free(data);
+    CHECK(modes_read_file(path, 2, &data, &len, &err) == MODES_E_INPUT && !data);
+    unlink(path);
+    CHECK(modes_check_writable("/nonexistent-folder/x.json", &err) == MODES_E_INPUT);
+    CHECK_NULL_ERR(modes_read_file(NULL, 1, &data, &len, &e_), "modes_read_file", "path");
+    CHECK_NULL_ERR(modes_read_file(path, 1, NULL, &len, &e_), "modes_read_file", "data");
+    CHECK_NULL_ERR(modes_write_file_atomic(NULL, "x", 1, &e_), "modes_write_file_atomic", "path");
+    CHECK_NULL_ERR(modes_write_file_atomic(path, NULL, 1, &e_), "modes_write_file_atomic", "data");
+    CHECK_NULL_ERR(modes_check_writable(NULL, &e_), "modes_check_writable", "path");
+    CHECK(modes_physical_cores() >= 1);
+}
+
+static void test_tensor_writer(void) {
+    modes_tensor_writer *w = NULL;
+    modes_error err = {0};
+    CHECKF(!modes_tensor_writer_new(&w, &err), "%s", err.msg);
+    const int64_t shape[2] = {1, 2};
+    const float f[2] = {1, 2};
+    CHECK(!modes_tensor_writer_add(w, "a", MODES_VALUES_F32, 2, shape, f, &err));
+    CHECK(modes_tensor_writer_add(w, "a", MODES_VALUES_F32, 2, shape, f, &err) == MODES_E_INPUT);
+    CHECK(modes_tensor_writer_add(w, "b", (modes_value_type)7, 2, shape, f, &err) == MODES_E_INPUT);
+    CHECK_NULL_ERR(modes_tensor_writer_new(NULL, &e_), "modes_tensor_writer_new", "out");
+    CHECK_NULL_ERR(modes_tensor_writer_add(NULL, "a", MODES_VALUES_F32, 2, shape, f, &e_), "modes_tensor_writer_add", "w");
+    CHECK_NULL_ERR(modes_tensor_writer_add(w, NULL, MODES_VALUES_F32, 2, shape, f, &e_), "modes_tensor_writer_add", "name");
+    CHECK_NULL_ERR(modes_tensor_writer_save(w, NULL, &e_), "modes_tensor_writer_save", "path");
+    modes_tensor_writer_free(w);
+    modes_tensor_writer_free(NULL);
+}
+
+static void test_cases_and_images(void) {
+    modes_case *c = (modes_case *)1;
+    modes_image img;
+    int row = 0, n = 5;
+    CHECK_NULL_ERR(modes_case_load(NULL, "x", &c, &e_), "modes_case_load", "m");
+    CHECK(c == NULL);
+    CHECK_NULL_ERR(modes_case_load((const modes_model *)1, "x", NULL, &e_), "modes_case_load", "out");
+    CHECK_NULL_ERR(modes_case_set_images(NULL, NULL, NULL, 0, &e_), "modes_case_set_images", "c");
+    CHECK(modes_case_ids(NULL, &n) == NULL && n == 0);
+    CHECK(modes_case_images(NULL, NULL) == NULL);
+    modes_case_free(NULL);
+    CHECK_NULL_ERR(modes_image_preprocess(NULL, NULL, &img, &row, &e_), "modes_image_preprocess", "path");
+    CHECK_NULL_ERR(modes_image_preprocess(NULL, "x.png", NULL, &row, &e_), "modes_image_preprocess", "img");
+    modes_error err = {0};
+    CHECK(modes_image_preprocess(NULL, "/nonexistent.png", &img, &row, &err) == MODES_E_INPUT && !img.pixels);
+}
+
+int main(void) {
+    test_errors();
+    test_json();
+    test_files();
+    test_tensor_writer();
+    test_cases_and_images();
+    return check_done();
+}
