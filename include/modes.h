@@ -58,6 +58,13 @@ int modes_model_vocab(const modes_model *m);                   /* rows of the em
 int modes_model_is_stop(const modes_model *m, int32_t id);     /* an end-of-turn / end id; 0 for NULL */
 int modes_model_token_class(const modes_model *m, int32_t id); /* MODES_TOKEN_*; -1 for NULL */
 
+/* What a model folder holds, read from its files without running anything: architecture, shapes,
+ * parameter and byte counts by part, dtypes, tokenizer (`modes inspect`). The folder is checked as
+ * modes_model_load checks it, so a folder this refuses gets the message loading would give.
+ * *report is a new heap string (free()): lines for people, or one JSON object and a line break. */
+typedef enum { MODES_REPORT_TEXT = 0, MODES_REPORT_JSON = 1 } modes_report_format;
+int modes_model_inspect(const char *dir, modes_report_format format, char **report, modes_error *err);
+
 /* ---- Text ----------------------------------------------------------------------------------- */
 
 /* A tokenizer on its own, without the weights: path is a tokenizer.json or a folder holding one

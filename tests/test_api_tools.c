@@ -108,7 +108,26 @@ static void test_cases_and_images(void) {
     CHECK(modes_image_preprocess(NULL, "/nonexistent.png", &img, &row, &err) == MODES_E_INPUT && !img.pixels);
 }
 
+static void test_inspect(void) {
+    const char *tests = getenv("MODES_TESTS");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/../models/shapes-vqa", tests ? tests : "tests");
+    char *report = NULL;
+    modes_error err = {0};
+    CHECKF(!modes_model_inspect(dir, MODES_REPORT_JSON, &report, &err), "%s", err.msg);
+    CHECK(report && report[0] == '{' && strstr(report, "\"parameters\": "));
+    free(report);
+    CHECKF(!modes_model_inspect(dir, MODES_REPORT_TEXT, &report, &err), "%s", err.msg);
+    CHECK(report && !strncmp(report, "folder ", 7));
+    free(report);
+    CHECK(modes_model_inspect(dir, (modes_report_format)9, &report, &err) == MODES_E_INPUT && !report);
+    CHECK(modes_model_inspect("/nonexistent-model", MODES_REPORT_TEXT, &report, &err) == MODES_E_INPUT && !report);
+    CHECK_NULL_ERR(modes_model_inspect(NULL, MODES_REPORT_TEXT, &report, &e_), "modes_model_inspect", "dir");
+    CHECK_NULL_ERR(modes_model_inspect(dir, MODES_REPORT_TEXT, NULL, &e_), "modes_model_inspect", "report");
+}
+
 int main(void) {
+    test_inspect();
     test_errors();
     test_json();
     test_files();

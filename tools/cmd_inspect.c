@@ -1,16 +1,11 @@
-/* modes inspect [-m] DIR [--json]: what a model folder holds, read from its files without running
- * anything: architecture, shapes, parameter and byte counts by part, dtypes, tokenizer. The folder
- * is validated exactly as loading it for a run does (model_check), so a folder inspect accepts loads,
- * and one it refuses gets the message `modes run` would give. */
+/* modes inspect [-m] DIR [--json]: what a model folder holds (modes_model_inspect), read from its files
+ * without running anything; a folder inspect accepts loads, and one it refuses gets the message
+ * `modes run` would give. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "core/error.h"
-#include "core/json.h"
-#include "core/sha256.h"
-#include "models/model.h"
-#include "text/tokenizer.h"
 
 static const char *const CMD = "inspect";
 static const char *HELP =
@@ -20,154 +15,6 @@ static const char *HELP =
     "  that would not load is refused with the same message, exit status 1.\n"
     "  -m, --model DIR   the model folder (or DIR alone)\n"
     "  --json            the report as one JSON object\n";
-
-enum { G_VISION, G_EMBED, G_HEAD, G_ATTN, G_ROUTER, G_EXPERTS, G_NORM, G_OTHER, G_N };
-static const char *GROUP_NAMES[G_N] = {"vision tower", "embeddings", "lm_head", "attention", "routers",
-                                       "experts", "norms", "other"};
-static const char *GROUP_KEYS[G_N] = {"vision_tower", "embeddings", "lm_head", "attention", "routers",
-                                      "experts", "norms", "other"};
-
-static int group_of(const char *name) {
-    if (strstr(name, "visual.")) return G_VISION;
-    if (strstr(name, "embed_tokens")) return G_EMBED;
-    if (strstr(name, "lm_head")) return G_HEAD;
-    if (strstr(name, "mlp.experts")) return G_EXPERTS;
-    if (strstr(name, "mlp.gate.weight")) return G_ROUTER;
-    if (strstr(name, "norm")) return G_NORM;
-    if (strstr(name, "self_attn")) return G_ATTN;
-    return G_OTHER;
-}
-
-/* What the report says, gathered once for both the text and the JSON form. */
-typedef struct {
-    double params[G_N], bytes[G_N], total, total_bytes, per_token;
-    int dtypes[ST_BOOL + 1];
-    size_t n_tensors;
-    int n_moe;
-    size_t tok_vocab;
-    int tok_special, has_tok;
-    char hex[65];
-} report;
-
-static void gather(const modes_model *m, report *r) {
-    const model_config *c = &m->cfg;
-    memset(r, 0, sizeof *r);
-    sha256_hex(c->sha256, r->hex);
-    for (int l = 0; l < c->text.n_layers; l++) r->n_moe += c->text.is_moe[l];
-    r->n_tensors = st_count(m->weights);
-    for (size_t i = 0; i < r->n_tensors; i++) {
-        const st_tensor *t = st_tensor_at(m->weights, i);
-        const int g = group_of(t->name);
-        r->params[g] += (double)t->numel;
-        r->bytes[g] += (double)t->nbytes;
-        r->dtypes[t->dtype]++;
-    }
-    for (int g = 0; g < G_N; g++) {
-        r->total += r->params[g];
-        r->total_bytes += r->bytes[g];
-    }
-    r->per_token = r->params[G_EMBED] / c->text.vocab + r->params[G_HEAD] + r->params[G_ATTN] + r->params[G_ROUTER] +
-                   r->params[G_NORM] + r->params[G_EXPERTS] * c->text.top_k / c->text.n_experts;
-    if ((r->has_tok = m->tok != NULL)) {
-        r->tok_vocab = tok_vocab_size(m->tok);
-        for (int32_t id = 0; (size_t)id < r->tok_vocab; id++) r->tok_special += tok_is_special(m->tok, id);
-    }
-}
-
-static void print_text(const char *dir, const modes_model *m, const report *r) {
-    const model_config *c = &m->cfg;
-    const text_config *t = &c->text;
-    printf("folder         %s\n", dir);
-    printf("architecture   %s (config sha256 %.16s...)\n", c->model_type, r->hex);
-    printf("text           %d layers (%d MoE), hidden %d, heads %d/%d kv, head_dim %d, vocab %d\n", t->n_layers,
-           r->n_moe, t->hidden, t->n_heads, t->n_kv_heads, t->head_dim, t->vocab);
-    printf("experts        %d per layer, top-%d, width %d\n", t->n_experts, t->top_k, t->moe_intermediate);
-    printf("rope           theta %g, mrope_section [%d, %d, %d] interleaved\n", t->rope_theta, t->mrope_section[0],
-           t->mrope_section[1], t->mrope_section[2]);
-    if (c->vision.present) {
-        const vision_config *v = &c->vision;
-        printf("vision         depth %d, hidden %d, heads %d, patch %d, merge %d, out %d, deepstack [", v->depth,
-               v->hidden, v->n_heads, v->patch, v->merge, v->out_hidden);
-        for (int i = 0; i < v->n_deepstack; i++) printf(i ? ", %d" : "%d", v->deepstack[i]);
-        printf("]\n");
-    }
-    printf("special ids    image %d, vision_start %d, vision_end %d, eos", c->image_token_id, c->vision_start_id,
-           c->vision_end_id);
-    for (int i = 0; i < c->n_eos; i++) printf(" %d", c->eos[i]);
-    printf("\n");
-    printf("\n%-14s %14s %12s\n", "part", "parameters", "MiB");
-    for (int g = 0; g < G_N; g++)
-        if (r->params[g]) printf("%-14s %14.0f %12.1f\n", GROUP_NAMES[g], r->params[g], r->bytes[g] / 1048576.0);
-    printf("%-14s %14.0f %12.1f\n", "total", r->total, r->total_bytes / 1048576.0);
-    printf("active per text token (without vision): %.0f parameters\n", r->per_token);
-    printf("tensors        %zu:", r->n_tensors);
-    for (int d = 0; d <= ST_BOOL; d++)
-        if (r->dtypes[d]) printf(" %d %s", r->dtypes[d], st_dtype_name((st_dtype)d));
-    printf("\n");
-    if (r->has_tok) printf("tokenizer      %zu tokens, %d special\n", r->tok_vocab, r->tok_special);
-    else printf("tokenizer      none (no tokenizer.json: forward only)\n");
-}
-
-static void json_ints(strbuf *sb, const char *key, const int *v, int n) {
-    sb_printf(sb, "\"%s\": [", key);
-    for (int i = 0; i < n; i++) sb_printf(sb, i ? ", %d" : "%d", v[i]);
-    sb_puts(sb, "]");
-}
-
-static int print_json(const char *dir, const modes_model *m, const report *r, modes_error *err) {
-    const model_config *c = &m->cfg;
-    const text_config *t = &c->text;
-    strbuf sb = {0};
-    sb_puts(&sb, "{\"folder\": ");
-    sb_json_string(&sb, dir, strlen(dir));
-    sb_puts(&sb, ", \"architecture\": ");
-    sb_json_string(&sb, c->model_type, strlen(c->model_type));
-    sb_printf(&sb, ", \"config_sha256\": \"%s\", ", r->hex);
-    sb_printf(&sb, "\"text\": {\"layers\": %d, \"moe_layers\": %d, \"hidden\": %d, \"heads\": %d, \"kv_heads\": %d, "
-                   "\"head_dim\": %d, \"vocab\": %d, \"experts\": %d, \"top_k\": %d, \"moe_intermediate\": %d, "
-                   "\"rope_theta\": ",
-              t->n_layers, r->n_moe, t->hidden, t->n_heads, t->n_kv_heads, t->head_dim, t->vocab, t->n_experts,
-              t->top_k, t->moe_intermediate);
-    sb_json_number(&sb, t->rope_theta);
-    sb_puts(&sb, ", ");
-    json_ints(&sb, "mrope_section", t->mrope_section, 3);
-    sb_puts(&sb, "}, \"vision\": ");
-    if (c->vision.present) {
-        const vision_config *v = &c->vision;
-        sb_printf(&sb, "{\"depth\": %d, \"hidden\": %d, \"heads\": %d, \"patch\": %d, \"merge\": %d, \"out_hidden\": %d, ",
-                  v->depth, v->hidden, v->n_heads, v->patch, v->merge, v->out_hidden);
-        json_ints(&sb, "deepstack", v->deepstack, v->n_deepstack);
-        sb_puts(&sb, "}");
-    } else {
-        sb_puts(&sb, "null");
-    }
-    sb_printf(&sb, ", \"special_ids\": {\"image\": %d, \"vision_start\": %d, \"vision_end\": %d, ", c->image_token_id,
-              c->vision_start_id, c->vision_end_id);
-    json_ints(&sb, "eos", c->eos, c->n_eos);
-    sb_puts(&sb, "}, \"parts\": {");
-    for (int g = 0, first = 1; g < G_N; g++) {
-        if (!r->params[g]) continue;
-        sb_printf(&sb, "%s\"%s\": {\"parameters\": %.0f, \"bytes\": %.0f}", first ? "" : ", ", GROUP_KEYS[g],
-                  r->params[g], r->bytes[g]);
-        first = 0;
-    }
-    sb_printf(&sb, "}, \"parameters\": %.0f, \"bytes\": %.0f, \"active_per_text_token\": %.0f, \"tensors\": %zu, "
-                   "\"dtypes\": {",
-              r->total, r->total_bytes, r->per_token, r->n_tensors);
-    for (int d = 0, first = 1; d <= ST_BOOL; d++) {
-        if (!r->dtypes[d]) continue;
-        sb_printf(&sb, "%s\"%s\": %d", first ? "" : ", ", st_dtype_name((st_dtype)d), r->dtypes[d]);
-        first = 0;
-    }
-    sb_puts(&sb, "}, \"tokenizer\": ");
-    if (r->has_tok) sb_printf(&sb, "{\"tokens\": %zu, \"special\": %d}", r->tok_vocab, r->tok_special);
-    else sb_puts(&sb, "null");
-    sb_puts(&sb, "}\n");
-    int rc = sb.failed ? modes_fail(err, MODES_E_INTERNAL, "out of memory") : 0;
-    if (!rc) fwrite(sb.data, 1, sb.len, stdout);
-    sb_free(&sb);
-    return rc;
-}
 
 int cmd_inspect(int argc, char **argv) {
     const char *dir = NULL;
@@ -191,13 +38,9 @@ int cmd_inspect(int argc, char **argv) {
     }
     if (!dir) return cli_usage(CMD, "expected a model folder: modes inspect [-m] DIR [--json]");
     modes_error err = {0};
-    modes_model *m = NULL;
-    if (model_check(dir, &m, &err)) return cli_fail(CMD, &err);
-    report r;
-    gather(m, &r);
-    int rc = 0;
-    if (json) rc = print_json(dir, m, &r, &err);
-    else print_text(dir, m, &r);
-    modes_model_free(m);
-    return rc ? cli_fail(CMD, &err) : 0;
+    char *report = NULL;
+    if (modes_model_inspect(dir, json ? MODES_REPORT_JSON : MODES_REPORT_TEXT, &report, &err)) return cli_fail(CMD, &err);
+    fputs(report, stdout);
+    free(report);
+    return 0;
 }
