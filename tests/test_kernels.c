@@ -85,8 +85,8 @@ static float weight_value(const wmat *w, int r, int c) {
 /* Random weights of the dtype in guarded memory: the data ends at the guard, so its start is only
  * dtype-aligned for most shapes, and rows of odd length start at odd element offsets. */
 static wmat make_weights(guarded *g, modes_dtype dt, int rows, int cols) {
-    const size_t n = (size_t)rows * cols, es = dtype_size(dt);
-    void *data = guarded_alloc(g, n * es);
+    const size_t n = (size_t)rows * cols;
+    void *data = guarded_alloc(g, dtype_row_bytes(dt, n));
     for (size_t i = 0; i < n; i++) {
         const float v = uniform(-1, 1);
         if (dt == DT_F32) ((float *)data)[i] = v;

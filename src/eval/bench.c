@@ -15,7 +15,7 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static double wbytes(const wmat *w) { return (double)w->rows * w->cols * dtype_size(w->dtype); }
+static double wbytes(const wmat *w) { return (double)wmat_bytes(w); }
 static double wparams(const wmat *w) { return (double)w->rows * w->cols; }
 
 /* Weights every token reads whatever the policy: attention, routers, dense MLPs, lm_head. */

@@ -132,8 +132,8 @@ int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_
         for (int a = 0; a < d.n_active; a++) most = d.start[a + 1] - d.start[a] > most ? d.start[a + 1] - d.start[a] : most;
         const expert_w *w0 = &m->experts[d.active[0]];
         const int streamed = most <= MATMUL_STREAM_MAX_N, threads = pool_size(pool);
-        d.rows_i = chunk_rows(I, 2.0 * H * (double)dtype_size(w0->gate.dtype), streamed, threads);
-        d.rows_h = chunk_rows(H, (double)I * (double)dtype_size(w0->down.dtype), streamed, threads);
+        d.rows_i = chunk_rows(I, 2.0 * (double)wmat_row_bytes(&w0->gate), streamed, threads);
+        d.rows_h = chunk_rows(H, (double)wmat_row_bytes(&w0->down), streamed, threads);
         d.chunks_i = (I + d.rows_i - 1) / d.rows_i;
         d.chunks_h = (H + d.rows_h - 1) / d.rows_h;
         d.xs = malloc((size_t)kept * H * sizeof *d.xs);
@@ -164,8 +164,7 @@ int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_
             counters->activations += (uint64_t)d.n_active;
             for (int a = 0; a < d.n_active; a++) {
                 const expert_w *ew = &m->experts[d.active[a]];
-                counters->bytes += (uint64_t)(2 * I * H) * dtype_size(ew->gate.dtype) +
-                                   (uint64_t)(H * I) * dtype_size(ew->down.dtype);
+                counters->bytes += (uint64_t)(2 * wmat_bytes(&ew->gate) + wmat_bytes(&ew->down));
             }
         }
     }

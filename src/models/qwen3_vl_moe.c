@@ -20,16 +20,14 @@
 
 /* [E, A, B] -> [E, B, A] into owned memory: the released x·W expert layout becomes rows for GEMV. */
 static int transpose_experts(modes_model *m, const st_tensor *t, modes_dtype dt, const void **out, modes_error *err) {
-    const size_t E = (size_t)t->shape[0], A = (size_t)t->shape[1], B = (size_t)t->shape[2], es = dtype_size(dt);
     unsigned char *dst = mem_alloc_streamed(t->nbytes);
     if (!dst) return modes_fail(err, MODES_E_INTERNAL, "out of memory transposing '%s'", t->name);
-    const unsigned char *src = t->data;
-    for (size_t e = 0; e < E; e++)
-        for (size_t a = 0; a < A; a++)
-            for (size_t b = 0; b < B; b++)
-                memcpy(dst + ((e * B + b) * A + a) * es, src + ((e * A + a) * B + b) * es, es);
+    int rc = model_own(m, dst, err);
+    if (!rc && (rc = dtype_transpose(dst, t->data, dt, (size_t)t->shape[0], (size_t)t->shape[1], (size_t)t->shape[2],
+                                     t->name, err)))
+        modes_error_prefix(err, "%s", m->dir);
     *out = dst;
-    return model_own(m, dst, err);
+    return rc;
 }
 
 /* Fused 3-D experts (docs/qwen3-vl-moe.md section 1): released [E, H, 2I] / [E, I, H] (x·W) or v5
@@ -58,11 +56,11 @@ static int bind_fused_experts(modes_model *m, const char *pfx, moe_layer *moe, m
     } else if ((rc = tensor_data(m, t, &gdata, err)) || (rc = tensor_data(m, td, &ddata, err))) {
         return rc;
     }
-    const size_t gs = (size_t)2 * I * H * dtype_size(dg), ds = (size_t)H * I * dtype_size(dd);
+    const size_t gs = (size_t)2 * I * dtype_row_bytes(dg, (size_t)H), ds = (size_t)H * dtype_row_bytes(dd, (size_t)I);
     for (int e = 0; e < E; e++) {
         const char *g = (const char *)gdata + e * gs;
         moe->experts[e].gate = (wmat){dg, g, I, H};
-        moe->experts[e].up = (wmat){dg, g + (size_t)I * H * dtype_size(dg), I, H};
+        moe->experts[e].up = (wmat){dg, g + (size_t)I * dtype_row_bytes(dg, (size_t)H), I, H};
         moe->experts[e].down = (wmat){dd, (const char *)ddata + e * ds, H, I};
     }
     return 0;

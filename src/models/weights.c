@@ -8,11 +8,18 @@
 #include "core/mem.h"
 #include "models/model.h"
 
-static int is_weight_dtype(st_dtype t) { return t == ST_F32 || t == ST_BF16 || t == ST_F16; }
+/* The checkpoint dtypes that are weight types, each mapped explicitly: any other is refused. */
+static const struct {
+    st_dtype st;
+    modes_dtype dt;
+} weight_dtypes[] = {{ST_F32, DT_F32}, {ST_BF16, DT_BF16}, {ST_F16, DT_F16}};
 
-/* Only called on tensors find_tensor accepted. */
+/* A tensor's weight type; for a dtype that is none, DT_N_TYPES, which dtype_traits (and with it
+ * every size and kernel) refuses. */
 modes_dtype weight_dtype(const st_tensor *t) {
-    return t->dtype == ST_BF16 ? DT_BF16 : t->dtype == ST_F16 ? DT_F16 : DT_F32;
+    for (size_t i = 0; i < sizeof weight_dtypes / sizeof *weight_dtypes; i++)
+        if (weight_dtypes[i].st == t->dtype) return weight_dtypes[i].dt;
+    return DT_N_TYPES;
 }
 
 static int shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
@@ -27,7 +34,8 @@ int find_tensor(const modes_model *m, const char *name, int ndim, const int64_t 
                        modes_error *err) {
     const st_tensor *t = st_find(m->weights, name);
     if (!t) return modes_fail(err, MODES_E_INPUT, "%s: tensor '%s' is missing", m->dir, name);
-    if (!is_weight_dtype(t->dtype))
+    const modes_dtype dt = weight_dtype(t);
+    if (!dtype_traits(dt))
         return modes_fail(err, MODES_E_INPUT, "%s: tensor '%s' has dtype %s; weights must be F32, BF16 or F16", m->dir,
                           name, st_dtype_name(t->dtype));
     int same = t->ndim == ndim;
@@ -39,6 +47,10 @@ int find_tensor(const modes_model *m, const char *name, int ndim, const int64_t 
         return modes_fail(err, MODES_E_INPUT, "%s: tensor '%s' has shape %s, the config implies %s", m->dir, name, got,
                           want);
     }
+    /* Rows run along the last dimension, and a row must be whole blocks of its type. */
+    if (ndim >= 1 && !dtype_valid_row(dt, (size_t)shape[ndim - 1]))
+        return modes_fail(err, MODES_E_INPUT, "%s: tensor '%s' has rows of %lld elements, not whole blocks of %d (%s)",
+                          m->dir, name, (long long)shape[ndim - 1], dtype_traits(dt)->block, dtype_traits(dt)->name);
     *out = t;
     return 0;
 }
@@ -46,8 +58,10 @@ int find_tensor(const modes_model *m, const char *name, int ndim, const int64_t 
 /* A view into the mapping when the data is aligned for its dtype (or the model is only checked), else an
  * owned copy. */
 int tensor_data(modes_model *m, const st_tensor *t, const void **data, modes_error *err) {
-    const modes_dtype dt = weight_dtype(t);
-    if ((uintptr_t)t->data % dtype_size(dt) == 0 || m->check_only) {
+    const weight_type *wt = dtype_traits(weight_dtype(t));
+    if (!wt) return modes_fail(err, MODES_E_INPUT, "%s: tensor '%s' has dtype %s, not a weight type", m->dir, t->name,
+                               st_dtype_name(t->dtype));
+    if ((uintptr_t)t->data % (uintptr_t)wt->align == 0 || m->check_only) {
         *data = t->data;
         return 0;
     }
@@ -75,15 +89,17 @@ int bind_vector(modes_model *m, const char *name, int n, float **out, modes_erro
     int rc = find_tensor(m, name, 1, shape, &t, err);
     if (rc) return rc;
     float *v = malloc((size_t)n * sizeof *v);
-    if (!v) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    const modes_dtype dt = weight_dtype(t);
-    if (dt == DT_F32) memcpy(v, t->data, (size_t)n * sizeof *v); /* memcpy: the mapping may be misaligned */
-    else {
-        uint16_t *h = malloc((size_t)n * sizeof *h);
-        if (!h) { free(v); return modes_fail(err, MODES_E_INTERNAL, "out of memory"); }
-        memcpy(h, t->data, (size_t)n * sizeof *h);
-        widen(v, h, dt, 0, (size_t)n);
-        free(h);
+    void *stored = malloc(t->nbytes ? t->nbytes : 1); /* an aligned copy: the mapping may be misaligned */
+    if (!v || !stored) {
+        free(v), free(stored);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    }
+    memcpy(stored, t->data, t->nbytes);
+    rc = widen(v, stored, weight_dtype(t), 0, (size_t)n); /* find_tensor checked the type and length */
+    free(stored);
+    if (rc) {
+        free(v);
+        return modes_fail(err, MODES_E_INTERNAL, "%s: tensor '%s' cannot be converted to fp32", m->dir, name);
     }
     *out = v;
     return model_own(m, v, err);

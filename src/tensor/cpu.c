@@ -25,15 +25,15 @@ int simd_path_parse(const char *s, simd_path *out) {
 }
 
 static const kernel_set sets[SIMD_N_PATHS] = {
-    [SIMD_SCALAR] = {SIMD_SCALAR, "scalar", 1, matmul_rows_scalar, rmsnorm_scalar, layernorm_scalar,
+    [SIMD_SCALAR] = {SIMD_SCALAR, "scalar", 1, matmul_rows_on_scalar, rmsnorm_scalar, layernorm_scalar,
                      softmax_scalar, silu_mul_scalar, gelu_tanh_scalar, gelu_erf_scalar, rope_apply_scalar,
                      attention_head_scalar},
 #ifdef MODES_X86
-    [SIMD_AVX2] = {SIMD_AVX2, "avx2", 4, matmul_rows_avx2, rmsnorm_avx2, layernorm_avx2, softmax_avx2,
+    [SIMD_AVX2] = {SIMD_AVX2, "avx2", 4, matmul_rows_on_avx2, rmsnorm_avx2, layernorm_avx2, softmax_avx2,
                    silu_mul_avx2, gelu_tanh_avx2, gelu_erf_avx2, rope_apply_avx2, attention_head_avx2},
-    [SIMD_AVX512] = {SIMD_AVX512, "avx512", 6, matmul_rows_avx512, rmsnorm_avx2, layernorm_avx2, softmax_avx2,
+    [SIMD_AVX512] = {SIMD_AVX512, "avx512", 6, matmul_rows_on_avx512, rmsnorm_avx2, layernorm_avx2, softmax_avx2,
                      silu_mul_avx2, gelu_tanh_avx2, gelu_erf_avx2, rope_apply_avx2, attention_head_avx2},
-    [SIMD_AVX512BF16] = {SIMD_AVX512BF16, "avx512bf16", 6, matmul_rows_avx512bf16, rmsnorm_avx2, layernorm_avx2,
+    [SIMD_AVX512BF16] = {SIMD_AVX512BF16, "avx512bf16", 6, matmul_rows_on_avx512bf16, rmsnorm_avx2, layernorm_avx2,
                          softmax_avx2, silu_mul_avx2, gelu_tanh_avx2, gelu_erf_avx2, rope_apply_avx2,
                          attention_head_avx2},
 #endif

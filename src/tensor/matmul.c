@@ -16,7 +16,8 @@
 
 /* ---- Scalar reference ---------------------------------------------------------------------- */
 
-static float dot_f32(const float *x, const float *w, int n) {
+static float dot_f32(const float *x, const void *wv, int n) {
+    const float *w = wv;
     float acc[4] = {0, 0, 0, 0};
     int c = 0;
     for (; c + 4 <= n; c += 4)
@@ -26,7 +27,8 @@ static float dot_f32(const float *x, const float *w, int n) {
     return s;
 }
 
-static float dot_bf16(const float *x, const uint16_t *w, int n) {
+static float dot_bf16(const float *x, const void *wv, int n) {
+    const uint16_t *w = wv;
     float acc[4] = {0, 0, 0, 0};
     int c = 0;
     for (; c + 4 <= n; c += 4)
@@ -36,28 +38,39 @@ static float dot_bf16(const float *x, const uint16_t *w, int n) {
     return s;
 }
 
-static float dot_f16(const float *x, const uint16_t *w, int n) {
+static float dot_f16(const float *x, const void *wv, int n) {
+    const uint16_t *w = wv;
     float s = 0;
     for (int c = 0; c < n; c++) s += x[c] * f16_to_f32(w[c]);
     return s;
 }
 
-void matmul_rows_scalar(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
+static inline __attribute__((always_inline)) void scalar_rows(float (*dot)(const float *, const void *, int), float *y,
+                                                              const float *x, int n, const wmat *w, const float *bias,
+                                                              int r0, int r1) {
     const int R = w->rows, C = w->cols;
     for (int r = r0; r < r1; r++) {
         const void *row = wmat_row(w, r);
         const float b = bias ? bias[r] : 0.0f;
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * C;
-            float s;
-            switch (w->dtype) {
-            case DT_F32: s = dot_f32(xi, row, C); break;
-            case DT_BF16: s = dot_bf16(xi, row, C); break;
-            default: s = dot_f16(xi, row, C); break;
-            }
-            y[(size_t)i * R + r] = s + b;
-        }
+        for (int i = 0; i < n; i++) y[(size_t)i * R + r] = dot(x + (size_t)i * C, row, C) + b;
     }
+}
+
+void matmul_rows_scalar_f32(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
+    scalar_rows(dot_f32, y, x, n, w, bias, r0, r1);
+}
+
+void matmul_rows_scalar_f16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
+    scalar_rows(dot_f16, y, x, n, w, bias, r0, r1);
+}
+
+void matmul_rows_scalar_bf16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
+    scalar_rows(dot_bf16, y, x, n, w, bias, r0, r1);
+}
+
+void mm_no_kernel(float *y, size_t ldy, int n, int r0, int r1) {
+    for (int i = 0; i < n; i++)
+        for (int r = r0; r < r1; r++) y[(size_t)i * ldy + r] = NAN;
 }
 
 /* ---- Driver --------------------------------------------------------------------------------- */
@@ -103,7 +116,7 @@ typedef struct {
 static prefetcher prefetch_rows(const wmat *w, int r, int count, int slices) {
     prefetcher f = {NULL, NULL, 0};
     if (count <= 0) return f;
-    const size_t bytes = (size_t)count * (size_t)w->cols * dtype_size(w->dtype);
+    const size_t bytes = (size_t)count * wmat_row_bytes(w);
     f.p = wmat_row(w, r);
     f.end = f.p + bytes;
     f.step = (bytes / (size_t)slices + 64) & ~(size_t)63;
@@ -234,6 +247,29 @@ void mm_drive(const mm_isa *isa, float *y, const float *x, int n, const wmat *w,
 
 /* ---- Public entry points -------------------------------------------------------------------- */
 
+static inline void rows_on(simd_path p, float *y, const float *x, int n, const wmat *w, const float *bias, int r0,
+                           int r1) {
+    const weight_type *wt = dtype_traits(w->dtype);
+    if (wt && wt->matmul[p]) wt->matmul[p](y, x, n, w, bias, r0, r1);
+    else mm_no_kernel(y, (size_t)w->rows, n, r0, r1);
+}
+
+void matmul_rows_on_scalar(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
+    rows_on(SIMD_SCALAR, y, x, n, w, bias, r0, r1);
+}
+
+void matmul_rows_on_avx2(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
+    rows_on(SIMD_AVX2, y, x, n, w, bias, r0, r1);
+}
+
+void matmul_rows_on_avx512(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
+    rows_on(SIMD_AVX512, y, x, n, w, bias, r0, r1);
+}
+
+void matmul_rows_on_avx512bf16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
+    rows_on(SIMD_AVX512BF16, y, x, n, w, bias, r0, r1);
+}
+
 void matmul_rows(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
     kernels_default()->matmul_rows(y, x, n, w, bias, r0, r1);
 }
@@ -294,7 +330,7 @@ void matmul_mt_using(const kernel_set *ks, modes_pool *pool, float *y, const flo
     }
     mt_job j = {ks, y, x, n, w, bias};
     const int blocks = (w->rows + ks->row_block - 1) / ks->row_block;
-    const int pieces = piece_count(macs, (double)w->rows * w->cols * dtype_size(w->dtype), n, macs, threads);
+    const int pieces = piece_count(macs, (double)wmat_bytes(w), n, macs, threads);
     pool_run(pool, mt_task, &j, pieces < blocks ? pieces : blocks);
 }
 
@@ -329,7 +365,7 @@ static int cut_pieces(const matmul_job *jobs, int n_jobs, double total, int thre
     for (int i = 0; i < n_jobs; i++) {
         const matmul_job *j = &jobs[i];
         const int R = j->w->rows;
-        const double bytes = (double)R * j->w->cols * dtype_size(j->w->dtype);
+        const double bytes = (double)wmat_bytes(j->w);
         const int step = piece_rows(R, piece_count(job_macs(j), bytes, j->n, total, threads), block);
         for (int r = 0; r < R; r += step, np++)
             if (out) out[np] = (batch_piece){i, r, R - r > step ? r + step : R};

@@ -105,8 +105,10 @@ static inline __attribute__((always_inline)) void one_row(int M, modes_dtype dt,
 static inline __attribute__((always_inline)) void rows_m(int M, modes_dtype dt, float *y, size_t ldy, const float *x,
                                                          size_t ldx, const wmat *w, const float *bias, int r0, int r1) {
     float out[MM_MAX_MR];
-    for (int r = r0; r < r1; r++) {
-        one_row(M, dt, x, ldx, wmat_row(w, r), w->cols, out);
+    const size_t stride = wmat_row_bytes(w);
+    const char *row = wmat_row(w, r0);
+    for (int r = r0; r < r1; r++, row += stride) {
+        one_row(M, dt, x, ldx, row, w->cols, out);
         const float b = bias ? bias[r] : 0.0f;
         for (int i = 0; i < M; i++) y[i * ldy + r] = out[i] + b;
     }
@@ -131,7 +133,8 @@ void mm_rows_avx2(float *y, size_t ldy, const void *x, size_t ldx, int m, const 
     switch (w->dtype) {
     case DT_F32: rows_f32(y, ldy, x, ldx, m, w, bias, r0, r1); break;
     case DT_BF16: rows_bf16(y, ldy, x, ldx, m, w, bias, r0, r1); break;
-    default: rows_f16(y, ldy, x, ldx, m, w, bias, r0, r1); break;
+    case DT_F16: rows_f16(y, ldy, x, ldx, m, w, bias, r0, r1); break;
+    default: mm_no_kernel(y, ldy, m, r0, r1); break;
     }
 }
 
@@ -149,10 +152,18 @@ TILE(t_f16_1, 1, DT_F16)
 TILE(t_f16_2, 2, DT_F16)
 TILE(t_f16_3, 3, DT_F16)
 
-static void widen_row(float *dst, const void *src, modes_dtype dt, int K) {
+static inline __attribute__((always_inline)) void widen_row_as(float *dst, const void *src, modes_dtype dt, int K) {
     int k = 0;
     for (; k + VL <= K; k += VL) _mm256_store_ps(dst + k, load_w(src, k, dt));
     if (k < K) _mm256_maskstore_ps(dst + k, tail_mask(K - k), load_w_tail(src, k, dt, K - k));
+}
+
+static void widen_row(float *dst, const void *src, modes_dtype dt, int K) {
+    switch (dt) {
+    case DT_BF16: widen_row_as(dst, src, DT_BF16, K); break;
+    case DT_F16: widen_row_as(dst, src, DT_F16, K); break;
+    default: mm_no_kernel(dst, 0, 1, 0, K); break; /* f32 is used in place, never widened */
+    }
 }
 
 const mm_isa mm_isa_avx2 = {

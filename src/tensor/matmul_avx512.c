@@ -78,10 +78,18 @@ TILE(t_f16_2, 2, DT_F16)
 TILE(t_f16_3, 3, DT_F16)
 TILE(t_f16_4, 4, DT_F16)
 
-static void widen_row(float *dst, const void *src, modes_dtype dt, int K) {
+static inline __attribute__((always_inline)) void widen_row_as(float *dst, const void *src, modes_dtype dt, int K) {
     int k = 0;
     for (; k + VL <= K; k += VL) _mm512_store_ps(dst + k, load_w(src, k, dt));
     if (k < K) _mm512_mask_storeu_ps(dst + k, tail_mask(K - k), load_w_tail(src, k, dt, tail_mask(K - k)));
+}
+
+static void widen_row(float *dst, const void *src, modes_dtype dt, int K) {
+    switch (dt) {
+    case DT_BF16: widen_row_as(dst, src, DT_BF16, K); break;
+    case DT_F16: widen_row_as(dst, src, DT_F16, K); break;
+    default: mm_no_kernel(dst, 0, 1, 0, K); break; /* f32 is used in place, never widened */
+    }
 }
 
 const mm_isa mm_isa_avx512 = {

@@ -1,7 +1,7 @@
 /* AVX512-BF16 matmul for bf16 weights: x is rounded to bf16 once per call and vdpbf16ps multiplies
  * 32 bf16 pairs per instruction into fp32 sums, twice the multiply-adds of an fp32 FMA and no
  * widening of the weights. The rounding of x costs about three significant digits, which is why
- * this path is opt-in (tensor.h). Other weight dtypes take the exact AVX-512 path. Compiled with the
+ * this path is opt-in (tensor.h). Other weight dtypes take the exact AVX-512 path (dtype.c). Compiled with the
  * AVX-512 flags plus -mavx512bf16. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -64,8 +64,10 @@ static inline __attribute__((always_inline)) void one_row(int M, const uint16_t 
 static inline __attribute__((always_inline)) void rows_m(int M, float *y, size_t ldy, const uint16_t *x, size_t ldx,
                                                          const wmat *w, const float *bias, int r0, int r1) {
     float out[MM_MAX_MR];
-    for (int r = r0; r < r1; r++) {
-        one_row(M, x, ldx, wmat_row(w, r), w->cols, out);
+    const size_t stride = wmat_row_bytes(w);
+    const char *row = wmat_row(w, r0);
+    for (int r = r0; r < r1; r++, row += stride) {
+        one_row(M, x, ldx, (const uint16_t *)row, w->cols, out);
         const float b = bias ? bias[r] : 0.0f;
         for (int i = 0; i < M; i++) y[i * ldy + r] = out[i] + b;
     }
@@ -120,10 +122,8 @@ const mm_isa mm_isa_avx512bf16 = {
 };
 
 void matmul_rows_avx512bf16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
-    if (w->dtype != DT_BF16)
-        matmul_rows_avx512(y, x, n, w, bias, r0, r1);
-    else
-        mm_drive(&mm_isa_avx512bf16, y, x, n, w, bias, r0, r1);
+    if (w->dtype == DT_BF16) mm_drive(&mm_isa_avx512bf16, y, x, n, w, bias, r0, r1);
+    else mm_no_kernel(y, (size_t)w->rows, n, r0, r1); /* the traits table sends other types elsewhere */
 }
 /* Peak probe (probe.c): 12 independent vdpbf16ps chains. */
 float probe_dpbf16(long iters) {

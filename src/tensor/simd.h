@@ -18,8 +18,9 @@ typedef void (*mm_tile_fn)(const void *x, size_t ldx, const void *const *w, int 
 typedef struct {
     int mr, nr; /* x rows and weight rows per tile */
     /* tile[dtype][m] for m in 1..mr: weights read straight from their storage dtype, all nr rows
-     * side by side, so each weight vector loaded feeds m FMAs and each x vector nr (prefill). */
-    mm_tile_fn tile[3][MM_MAX_MR + 1];
+     * side by side, so each weight vector loaded feeds m FMAs and each x vector nr (prefill). Only
+     * the types the traits table sends to this set have tiles. */
+    mm_tile_fn tile[DT_N_TYPES][MM_MAX_MR + 1];
     /* Decode: rows(y, ldy, x, ldx, m, w, bias, r0, r1) sets y[i * ldy + r] = x_i . W_r (+ bias[r])
      * for i < m (1..MM_MAX_MR) and r in [r0, r1), reading each weight row start to end before the
      * next. Memory then sees one sequential stream, which the hardware prefetcher follows at full
@@ -27,7 +28,7 @@ typedef struct {
      * machine we measured, and software prefetching made either slower. */
     void (*rows)(float *y, size_t ldy, const void *x, size_t ldx, int m, const wmat *w, const float *bias, int r0,
                  int r1);
-    /* Widens one row of K weights to fp32 (dst is 64-byte aligned). NULL: never widen. */
+    /* Widens one row of K weights (f16 or bf16) to fp32 (dst is 64-byte aligned). NULL: never widen. */
     void (*widen_row)(float *dst, const void *src, modes_dtype dt, int K);
     /* From this many x rows, rows are taken in L2-sized blocks and 2-byte weights are widened once
      * per block into scratch, the fp32 tiles reused for every x row (prefill); below it they are
@@ -51,10 +52,24 @@ extern const mm_isa mm_isa_avx2, mm_isa_avx512, mm_isa_avx512bf16;
 void mm_rows_avx2(float *y, size_t ldy, const void *x, size_t ldx, int m, const wmat *w, const float *bias, int r0,
                   int r1);
 
-void matmul_rows_scalar(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
+/* Writes NaN to y[i, r] for i < n, r in [r0, r1) (rows of `ldy` floats): the answer of a product
+ * whose weight type has no kernel, so that it shows rather than passing for numbers. */
+void mm_no_kernel(float *y, size_t ldy, int n, int r0, int r1);
+
+/* The kernels the traits table (dtype.c) names, per type and path. */
+void matmul_rows_scalar_f32(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
+void matmul_rows_scalar_f16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
+void matmul_rows_scalar_bf16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
 void matmul_rows_avx2(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
 void matmul_rows_avx512(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
 void matmul_rows_avx512bf16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
+
+/* A kernel set's matmul_rows (cpu.c): the kernel the traits table names for the weights' type on
+ * that path, or mm_no_kernel. */
+void matmul_rows_on_scalar(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
+void matmul_rows_on_avx2(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
+void matmul_rows_on_avx512(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
+void matmul_rows_on_avx512bf16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1);
 
 /* Peak-rate probes (probe.c): iters rounds of 12 independent multiply-add vectors; the result only
  * keeps the compiler from dropping the work. */

@@ -8,42 +8,25 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef enum { DT_F32, DT_F16, DT_BF16 } modes_dtype;
+#include "tensor/dtype.h"
 
-static inline size_t dtype_size(modes_dtype t) { return t == DT_F32 ? 4 : 2; }
-
-static inline float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline uint16_t f32_to_bf16(float f) { /* round to nearest even, NaN kept quiet */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-float f16_to_f32(uint16_t h);
-
-/* A row-major matrix [rows, cols] of weights, y = W x. `data` may point into a mapped checkpoint:
- * the kernels need it aligned only to its element size (rows of odd length in bf16 are fine) and
- * never read past its last element. */
-typedef struct {
+/* A row-major matrix [rows, cols] of weights, y = W x, each row whole blocks of its dtype
+ * (dtype.h). `data` may point into a mapped checkpoint: the kernels need it aligned only to the
+ * type's `align` (rows of odd length in bf16 are fine) and never read past its last block. */
+typedef struct wmat {
     modes_dtype dtype;
     const void *data;
     int rows, cols;
 } wmat;
 
+static inline size_t wmat_row_bytes(const wmat *w) { return dtype_row_bytes(w->dtype, (size_t)w->cols); }
+
 static inline const void *wmat_row(const wmat *w, int r) {
-    return (const char *)w->data + (size_t)r * (size_t)w->cols * dtype_size(w->dtype);
+    return (const char *)w->data + (size_t)r * wmat_row_bytes(w);
 }
 
-/* Widens n weights of dtype t starting at element offset `first` into out. */
-void widen(float *out, const void *src, modes_dtype t, size_t first, size_t n);
+/* Bytes of the whole matrix. */
+static inline size_t wmat_bytes(const wmat *w) { return (size_t)w->rows * wmat_row_bytes(w); }
 
 typedef struct modes_pool modes_pool; /* core/pool.h */
 
@@ -125,8 +108,9 @@ void attention_shared_kv(float *out, const float *q, int group, const float *k, 
  * the default: it is chosen by MODES_SIMD=avx512bf16 or by passing kernels_for(SIMD_AVX512BF16)
  * explicitly; its other kernels, and products with f32/f16 weights, are the exact avx512 ones.
  * MODES_SIMD=scalar|avx2|avx512|avx512bf16 picks the default path (tests, benchmarks); a path the
- * CPU lacks falls back to the best it has. */
-typedef enum { SIMD_SCALAR, SIMD_AVX2, SIMD_AVX512, SIMD_AVX512BF16, SIMD_N_PATHS } simd_path;
+ * CPU lacks falls back to the best it has. Which kernel a path runs for which weight type is the
+ * traits table's to say (dtype.h); a product with no kernel for its type yields NaN. simd_path is
+ * declared in dtype.h. */
 
 typedef struct kernel_set {
     simd_path path;
