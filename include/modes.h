@@ -288,6 +288,113 @@ const char *modes_stop_reason_name(modes_stop_reason r);    /* "none", "eos", "l
  * modes_ctx_n_past says how much of the context is used (modes_eval refuses ids that do not fit);
  * modes_ctx_reset starts a new conversation in the same memory. */
 
+/* ---- Workflows: calibration, search, evaluation -----------------------------------------------
+ *
+ * What `modes calibrate`, `search` and `eval` do, for programs of one's own. Each reads a data file
+ * (JSON Lines, one example per line: {"id", "image", "question", "answer", "choices", "metric",
+ * "family"}, docs/design.md section 3) and checks every example before its first pass, so that a bad
+ * file fails in seconds with all its problems, not after hours. Long work reports progress through
+ * a callback; the library itself never prints. */
+
+/* Progress of long work: done of total steps of what ("checking examples"); total <= 0: open-ended. */
+typedef void (*modes_progress_fn)(void *user, const char *what, long done, long total);
+
+/* An example that cannot be used (its image does not decode, its prompt does not fit the context...). */
+typedef struct {
+    int index;       /* among the examples read (0-based) */
+    int line;        /* in the data file */
+    const char *id;  /* the example's "id", or NULL */
+    const char *why; /* one line */
+} modes_data_problem;
+
+/* The data file of a workflow and what to do with its unusable examples. Zero-initialised fields
+ * take the defaults; every callback may be NULL and gets user. */
+typedef struct {
+    const char *path;
+    int limit;             /* only the first limit examples; 0: all */
+    int skip_bad;          /* leave the unusable examples out (on_skip is told) instead of failing */
+    const char *skip_hint; /* named in the failure as the way to leave them out (the CLI's "--skip-bad") */
+    void (*on_problem)(void *user, const char *path, const modes_data_problem *p); /* each, before any pass */
+    void (*on_skip)(void *user, const char *path, int skipped, int total);          /* with skip_bad */
+    modes_progress_fn progress;
+    void *user;
+} modes_data_options;
+
+/* Calibration: for every MoE layer (and modality), the mean KL divergence of the answer tokens'
+ * distribution when that layer's routed experts are removed, normalised over layers into a policy's
+ * layer importances alpha (docs/modes-method.md section 2). The policy (method modes, thresholds 0
+ * until modes_search sets them) is written atomically to output. */
+typedef struct {
+    modes_data_options data;
+    int per_layer; /* one alpha per layer for both modalities; 0: per layer and modality */
+    int identity;  /* remove a layer's experts by passing its input through; 0: by a zero output */
+} modes_calibrate_options;
+typedef struct {
+    int examples, moe_layers;
+    long long answer_tokens;
+    long long layer_evals, naive_layer_evals; /* token-layers computed, and without reusing prefixes */
+} modes_calibrate_result;
+int modes_calibrate(const modes_model *m, const modes_calibrate_options *o, const char *output,
+                    modes_calibrate_result *res, modes_error *err);
+
+/* Search: thresholds reaching a target skip ratio on the data with the smallest KL on its answers
+ * (docs/modes-method.md section 5), written atomically to output as a policy with the search trace.
+ * For modes and dmt, the frontier search over a grid x grid of (tau_text, tau_vision); for the
+ * baselines (threshold, gmlg-threshold: one tau; naee: one beta), bisection, so that methods are
+ * compared at equal skip ratios. Start from modes_search_defaults(). */
+typedef struct {
+    modes_data_options data;
+    const char *method;         /* modes, dmt, threshold, gmlg-threshold or naee */
+    const modes_policy *alphas; /* layer importances (from modes_calibrate): modes and gmlg-threshold need them */
+    double target;              /* the skip ratio to reach, in [0, 1] */
+    int grid;                   /* points per side */
+    double cap_text, cap_vision; /* the largest thresholds; NaN: from the alphas, so the grid's corner
+                                  * skips every slot that can be skipped and any reachable target is reached */
+    int exhaustive;             /* evaluate the whole grid */
+    int frozen;                 /* estimate skip ratios from one unskipped pass; real passes on the frontier */
+} modes_search_options;
+/* method modes, grid 100, caps NaN, target 0: only data.path, target and alphas are left to set. */
+modes_search_options modes_search_defaults(void);
+/* 1 when a search method needs alphas, 0 when not, -1 when it is not a search method (or NULL). */
+int modes_search_method_needs_alphas(const char *method);
+typedef struct {
+    double tau[2];   /* the thresholds chosen: text, vision (one-threshold methods: both the same) */
+    double beta;     /* naee's first layer beta; 0 for the others */
+    double skip, skip_text, skip_vision, kl;
+    int real_passes; /* passes over the data run for real */
+    /* On a MODES_E_INPUT failure because the caps given cannot reach the target while the default
+     * caps can: 1, and the caps to pass instead (cap_text, cap_vision). */
+    int caps_reach;
+    double suggest_cap[2];
+} modes_search_result;
+int modes_search(const modes_model *m, const modes_search_options *o, const char *output, modes_search_result *res,
+                 modes_error *err);
+
+/* Evaluation: every example answered greedily (max_new tokens at most) without skipping and under
+ * each run's policy, scored by its metric (exact, choice, yesno), with each run's skip ratios. The
+ * unskipped run is always the first, labelled "none"; runs add to it. */
+typedef struct {
+    const char *label;          /* names the run in reports: a --skip spec or a policy file's path */
+    const modes_policy *policy; /* NULL: no skipping */
+} modes_eval_run;
+typedef struct {
+    modes_data_options data;
+    int max_new; /* 0: 16 */
+} modes_eval_options;
+typedef struct modes_eval_report modes_eval_report;
+int modes_eval_data(const modes_model *m, const modes_eval_options *o, const modes_eval_run *runs, int n_runs,
+                    modes_eval_report **out, modes_error *err);
+/* The report as a new heap string (free()): MODES_REPORT_TEXT, a table for people (per family too
+ * when the data has several); MODES_REPORT_JSON, one object with every run ("runs") and the examples
+ * left out ("skipped_examples"), and with_records each example's answer and predictions ("records"). */
+int modes_eval_report_format(const modes_eval_report *r, modes_report_format format, int with_records, char **out,
+                             modes_error *err);
+/* A plot of accuracy retained against skip ratio, one line per method (SVG), written atomically;
+ * model names the model in the title (its folder's name is used). */
+int modes_eval_report_plot(const modes_eval_report *r, const char *path, const char *model, modes_error *err);
+int modes_eval_report_skipped(const modes_eval_report *r); /* examples left out by skip_bad; -1 for NULL */
+void modes_eval_report_free(modes_eval_report *r);
+
 /* ---- Building on the library -----------------------------------------------------------------
  *
  * Small services the `modes` CLI uses, public so that a program of one's own reports errors, writes

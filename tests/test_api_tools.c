@@ -126,7 +126,49 @@ static void test_inspect(void) {
     CHECK_NULL_ERR(modes_model_inspect(dir, MODES_REPORT_TEXT, NULL, &e_), "modes_model_inspect", "report");
 }
 
+static void test_workflow_arguments(void) {
+    const modes_model *m = (const modes_model *)1;
+    modes_calibrate_options co = {0};
+    modes_calibrate_result cr;
+    CHECK_NULL_ERR(modes_calibrate(NULL, &co, "out.json", &cr, &e_), "modes_calibrate", "m");
+    CHECK_NULL_ERR(modes_calibrate(m, NULL, "out.json", &cr, &e_), "modes_calibrate", "o");
+    CHECK_NULL_ERR(modes_calibrate(m, &co, NULL, &cr, &e_), "modes_calibrate", "output");
+    CHECK_NULL_ERR(modes_calibrate(m, &co, "out.json", NULL, &e_), "modes_calibrate", "res");
+
+    modes_search_options so = modes_search_defaults();
+    CHECK(!strcmp(so.method, "modes") && so.grid == 100 && isnan(so.cap_text) && isnan(so.cap_vision));
+    CHECK(modes_search_method_needs_alphas("modes") == 1 && modes_search_method_needs_alphas("gmlg-threshold") == 1);
+    CHECK(modes_search_method_needs_alphas("dmt") == 0 && modes_search_method_needs_alphas("naee") == 0);
+    CHECK(modes_search_method_needs_alphas("topk") == -1 && modes_search_method_needs_alphas(NULL) == -1);
+    modes_search_result sr;
+    CHECK_NULL_ERR(modes_search(NULL, &so, "out.json", &sr, &e_), "modes_search", "m");
+    CHECK_NULL_ERR(modes_search(m, NULL, "out.json", &sr, &e_), "modes_search", "o");
+    CHECK_NULL_ERR(modes_search(m, &so, NULL, &sr, &e_), "modes_search", "output");
+    CHECK_NULL_ERR(modes_search(m, &so, "out.json", NULL, &e_), "modes_search", "res");
+    modes_error err = {0};
+    so.method = "topk";
+    CHECK(modes_search(m, &so, "out.json", &sr, &err) == MODES_E_INPUT && strstr(err.msg, "unknown method"));
+    so.method = "modes";
+    CHECK(modes_search(m, &so, "out.json", &sr, &err) == MODES_E_INPUT && strstr(err.msg, "needs alphas"));
+
+    modes_eval_options eo = {0};
+    modes_eval_report *r = (modes_eval_report *)1;
+    CHECK_NULL_ERR(modes_eval_data(NULL, &eo, NULL, 0, &r, &e_), "modes_eval_data", "m");
+    CHECK(r == NULL);
+    CHECK_NULL_ERR(modes_eval_data(m, NULL, NULL, 0, &r, &e_), "modes_eval_data", "o");
+    CHECK_NULL_ERR(modes_eval_data(m, &eo, NULL, 1, &r, &e_), "modes_eval_data", "runs");
+    CHECK_NULL_ERR(modes_eval_data(m, &eo, NULL, 0, NULL, &e_), "modes_eval_data", "out");
+    CHECK(modes_eval_data(m, &eo, NULL, 0, &r, &err) == MODES_E_INPUT && strstr(err.msg, "no data file"));
+    char *text = (char *)1;
+    CHECK_NULL_ERR(modes_eval_report_format(NULL, MODES_REPORT_TEXT, 0, &text, &e_), "modes_eval_report_format", "r");
+    CHECK(text == NULL);
+    CHECK_NULL_ERR(modes_eval_report_plot(NULL, "p.svg", "m", &e_), "modes_eval_report_plot", "r");
+    CHECK(modes_eval_report_skipped(NULL) == -1);
+    modes_eval_report_free(NULL);
+}
+
 int main(void) {
+    test_workflow_arguments();
     test_inspect();
     test_errors();
     test_json();

@@ -5,9 +5,6 @@
 
 #include "cli.h"
 #include "cli_check.h"
-#include "core/error.h"
-#include "io/data.h"
-#include "calib/calibrate.h"
 
 static const char *HELP =
     "usage: modes calibrate -m DIR --data FILE.jsonl -o POLICY.json [--limit N]\n"
@@ -49,36 +46,18 @@ int cmd_calibrate(int argc, char **argv) {
 
     modes_error err = {0};
     modes_model *m = NULL;
-    data_set d = {0};
-    calib_session s = {0};
-    modes_policy *p = NULL;
+    modes_calibrate_result res = {0};
+    const modes_calibrate_options co = {.data = cli_data_options("calibrate", data, limit),
+                                        .per_layer = !strcmp(gran, "layer"), .identity = !strcmp(removal, "identity")};
     int rc = modes_model_load(dir, &m, &err);
-    if (!rc) rc = data_load(data, (int)limit, &d, &err);
-    const data_check_options check = {.with_answer = 1};
-    if (!rc) rc = cli_check_data("calibrate", m, &d, &check, 0, NULL, NULL, &err);
-    if (!rc) rc = calib_session_open(m, &d, cli_progress, NULL, &s, &err);
-    if (!rc && !(p = policy_new(SKIP_MODES, m->n_moe_layers))) rc = modes_fail(&err, MODES_E_INTERNAL, "out of memory");
-    calib_options o = {.per_modality = !strcmp(gran, "layer-modality"), .identity = !strcmp(removal, "identity")};
-    if (!rc) rc = calibrate_alpha(&s, &o, p, NULL, &err);
+    if (!rc) rc = modes_calibrate(m, &co, out, &res, &err);
     cli_progress_end();
-    if (!rc) {
-        policy_binding bind;
-        rc = model_binding(m, &bind, &err);
-        policy_meta meta = {.binding = &bind, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
-                            .target_skip = -1, .data = data, .examples = d.n, .answer_tokens = s.answer_tokens,
-                            .removal = removal, .granularity = gran, .layer_evals = s.layer_evals,
-                            .naive_layer_evals = s.naive_layer_evals};
-        if (!rc) rc = policy_save(out, p, &meta, &err);
-        policy_binding_free(&bind);
-    }
     if (!rc)
         fprintf(stderr, "calibrate: %d examples, %lld answer tokens, %d MoE layers, %lld token-layer evaluations "
-                        "(%.0f%% of the %lld without prefix reuse) -> %s\n", d.n, s.answer_tokens, m->n_moe_layers,
-                s.layer_evals, 100.0 * (double)s.layer_evals / (double)(s.naive_layer_evals ? s.naive_layer_evals : 1),
-                s.naive_layer_evals, out);
-    modes_policy_free(p);
-    calib_session_close(&s);
-    data_free(&d);
+                        "(%.0f%% of the %lld without prefix reuse) -> %s\n", res.examples, res.answer_tokens,
+                res.moe_layers, res.layer_evals,
+                100.0 * (double)res.layer_evals / (double)(res.naive_layer_evals ? res.naive_layer_evals : 1),
+                res.naive_layer_evals, out);
     modes_model_free(m);
     return rc ? cli_fail("calibrate", &err) : 0;
 }

@@ -1,18 +1,12 @@
 /* modes eval: accuracy on a benchmark file with and without skipping, for several policies in one
- * run over the same examples; a table on stdout, JSON results, and a plot of accuracy retained
- * against the achieved skip ratio (one line per method, as the paper's Figure 1). */
-#include <math.h>
+ * run over the same examples (modes_eval_data); a table on stdout, JSON results, and a plot of
+ * accuracy retained against the achieved skip ratio (one line per method, as the paper's Figure 1). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "cli_check.h"
-#include "core/error.h"
-#include "core/json.h"
-#include "eval/eval.h"
-#include "eval/plot.h"
-#include "io/file.h"
 
 static const char *HELP =
     "usage: modes eval -m DIR --bench FILE.jsonl [--policy FILE | --skip SPEC]... [--alphas FILE]\n"
@@ -68,163 +62,6 @@ static int parse(int argc, char **argv, eval_opts *o) {
     return 0;
 }
 
-static double ratio(const eval_result *r, int cls) { /* cls < 0: every class, both phases */
-    modes_skip_count c[6];
-    memcpy(c, r->counts, sizeof c);
-    if (cls < 0) return modes_skip_ratio(c, 6);
-    modes_skip_count one[2] = {r->counts[0][cls], r->counts[1][cls]};
-    return modes_skip_ratio(one, 2);
-}
-
-static double accuracy(const eval_result *r) { return r->total ? (double)r->correct / r->total : 0; }
-
-/* A policy file is named by its file name in the table (the JSON keeps the path): paths of a
- * results folder share a long prefix and would all be cut to the same 36 characters. */
-static const char *table_label(const char *label) {
-    const size_t n = strlen(label);
-    const char *slash = strrchr(label, '/');
-    return n > 5 && !strcmp(label + n - 5, ".json") && slash ? slash + 1 : label;
-}
-
-static void print_table(const eval_opts *o, const eval_results *res) {
-    const double base = accuracy(&res->runs[0]);
-    printf("%-36s %9s %9s %7s %7s %7s %8s\n", "run", "accuracy", "retained", "skip", "text", "vision", "examples");
-    for (int r = 0; r < res->n_runs; r++) {
-        const eval_result *e = &res->runs[r];
-        printf("%-36.36s %9.4f %9.4f %7.4f %7.4f %7.4f %8ld\n", table_label(o->labels[r]), accuracy(e),
-               base > 0 ? accuracy(e) / base : 0, ratio(e, -1), ratio(e, MODES_TOKEN_TEXT), ratio(e, MODES_TOKEN_VISION),
-               e->total);
-    }
-    if (res->n_families > 1) {
-        printf("\nper family (accuracy):\n%-36s", "run");
-        for (int f = 0; f < res->n_families; f++) printf(" %10.10s", res->families[f]);
-        printf("\n");
-        for (int r = 0; r < res->n_runs; r++) {
-            printf("%-36.36s", table_label(o->labels[r]));
-            for (int f = 0; f < res->n_families; f++)
-                printf(" %10.4f", res->runs[r].fam_total[f] ? (double)res->runs[r].fam_correct[f] / res->runs[r].fam_total[f] : 0);
-            printf("\n");
-        }
-    }
-}
-
-static void json_runs(strbuf *sb, const eval_opts *o, const eval_results *res, const char *const *methods) {
-    const double base = accuracy(&res->runs[0]);
-    sb_puts(sb, "{\"runs\": [");
-    for (int r = 0; r < res->n_runs; r++) {
-        const eval_result *e = &res->runs[r];
-        sb_puts(sb, r ? ",\n  {\"skip\": " : "\n  {\"skip\": ");
-        sb_json_string(sb, o->labels[r], strlen(o->labels[r]));
-        sb_puts(sb, ", \"method\": ");
-        sb_json_string(sb, methods[r], strlen(methods[r]));
-        const char *keys[] = {"accuracy", "retained", "skip_ratio", "skip_ratio_text", "skip_ratio_vision", "seconds"};
-        const double vals[] = {accuracy(e), base > 0 ? accuracy(e) / base : 0, ratio(e, -1), ratio(e, MODES_TOKEN_TEXT),
-                               ratio(e, MODES_TOKEN_VISION), e->seconds};
-        for (int k = 0; k < 6; k++) {
-            sb_printf(sb, ", \"%s\": ", keys[k]);
-            sb_json_number(sb, vals[k]);
-        }
-        sb_printf(sb, ", \"examples\": %ld, \"per_family\": {", e->total);
-        for (int f = 0; f < res->n_families; f++) {
-            if (f) sb_puts(sb, ", ");
-            sb_json_string(sb, res->families[f], strlen(res->families[f]));
-            sb_printf(sb, ": {\"accuracy\": ");
-            sb_json_number(sb, e->fam_total[f] ? (double)e->fam_correct[f] / e->fam_total[f] : 0);
-            sb_printf(sb, ", \"examples\": %ld}", e->fam_total[f]);
-        }
-        sb_puts(sb, "}}");
-    }
-    sb_puts(sb, "\n]");
-}
-
-/* The examples --skip-bad left out, so results on part of a data set say so. */
-static void json_skipped(strbuf *sb, const data_problems *skipped) {
-    sb_printf(sb, ",\n\"skipped\": %d, \"skipped_examples\": [", skipped->n);
-    for (int i = 0; i < skipped->n; i++) {
-        const data_problem *p = &skipped->items[i];
-        sb_printf(sb, "%s\n  {\"line\": %d, \"id\": ", i ? "," : "", p->line);
-        if (p->id) sb_json_string(sb, p->id, strlen(p->id));
-        else sb_puts(sb, "null");
-        sb_puts(sb, ", \"problem\": ");
-        sb_json_string(sb, p->why, strlen(p->why));
-        sb_puts(sb, "}");
-    }
-    sb_puts(sb, skipped->n ? "\n]" : "]");
-}
-
-static void json_records(strbuf *sb, const data_set *d, const eval_results *res) {
-    sb_puts(sb, ",\n\"records\": [");
-    for (int i = 0; i < res->n_examples; i++) {
-        const data_example *e = &d->ex[i];
-        sb_puts(sb, i ? ",\n  {\"id\": " : "\n  {\"id\": ");
-        sb_json_string(sb, e->id ? e->id : "", e->id ? strlen(e->id) : 0);
-        sb_puts(sb, ", \"answer\": ");
-        sb_json_string(sb, e->answer, strlen(e->answer));
-        sb_puts(sb, ", \"predictions\": [");
-        for (int r = 0; r < res->n_runs; r++) {
-            const char *p = res->predictions[(size_t)i * res->n_runs + r];
-            if (r) sb_puts(sb, ", ");
-            sb_json_string(sb, p ? p : "", p ? strlen(p) : 0);
-        }
-        sb_puts(sb, "], \"correct\": [");
-        for (int r = 0; r < res->n_runs; r++) sb_printf(sb, r ? ", %d" : "%d", res->correct[(size_t)i * res->n_runs + r]);
-        sb_puts(sb, "]}");
-    }
-    sb_puts(sb, "\n]");
-}
-
-/* One line per method: its runs sorted by skip ratio, starting from the unskipped model at (0, 1). */
-static int write_plot(const char *path, const char *model_dir, const eval_results *res, const char *const *methods,
-                      modes_error *err) {
-    const char *names[MAX_RUNS];
-    int n_names = 0;
-    for (int r = 1; r < res->n_runs; r++) {
-        int seen = 0;
-        for (int k = 0; k < n_names; k++) seen |= !strcmp(names[k], methods[r]);
-        if (!seen) names[n_names++] = methods[r];
-    }
-    static double xs[MAX_RUNS][MAX_RUNS + 1], ys[MAX_RUNS][MAX_RUNS + 1];
-    plot_series s[MAX_RUNS];
-    const double base = accuracy(&res->runs[0]);
-    for (int k = 0; k < n_names; k++) {
-        int n = 0;
-        xs[k][n] = 0;
-        ys[k][n++] = 100;
-        for (int r = 1; r < res->n_runs; r++) {
-            if (strcmp(methods[r], names[k])) continue;
-            int at = n++; /* insertion sort by skip ratio */
-            const eval_result *e = &res->runs[r]; /* no examples answered: not measured, a gap */
-            const double x = 100 * ratio(e, -1), y = base > 0 && e->total ? 100 * accuracy(e) / base : NAN;
-            while (at > 0 && xs[k][at - 1] > x) {
-                xs[k][at] = xs[k][at - 1];
-                ys[k][at] = ys[k][at - 1];
-                at--;
-            }
-            xs[k][at] = x;
-            ys[k][at] = y;
-        }
-        s[k] = (plot_series){.label = names[k], .x = xs[k], .y = ys[k], .n = n, .style = k};
-    }
-    /* The y axis starts at the lowest point's multiple of ten: the differences that matter are
-     * a few points, and a 0-100 axis flattens them into one line. */
-    double lowest = 100, highest = 100;
-    for (int k = 0; k < n_names; k++)
-        for (int i = 0; i < s[k].n; i++) {
-            if (!isfinite(ys[k][i])) continue;
-            lowest = ys[k][i] < lowest ? ys[k][i] : lowest;
-            highest = ys[k][i] > highest ? ys[k][i] : highest;
-        }
-    const double ymin = lowest > 0 ? 10 * floor(lowest / 10 - 1e-9) : 0;
-    plot_panel ax = {.xlabel = "routed expert slots skipped (%)", .ylabel = "accuracy retained (% of unskipped)",
-                     .xmin = 0, .xmax = 100, .ymin = ymin < 90 ? ymin : 90, .ymax = 5 * ceil(highest / 5) + 2,
-                     .series = s, .n_series = n_names};
-    char model[128], title[256];
-    path_tail(model_dir, 0, 0, model, sizeof model);
-    snprintf(title, sizeof title, "%s: accuracy vs skip ratio, %d example%s", model, res->n_examples,
-             res->n_examples == 1 ? "" : "s");
-    return plot_svg(path, title, &ax, 1, NULL, err);
-}
-
 int cmd_eval(int argc, char **argv) {
     eval_opts o;
     const int pr = parse(argc, argv, &o);
@@ -234,45 +71,35 @@ int cmd_eval(int argc, char **argv) {
     modes_error err = {0};
     modes_model *m = NULL;
     modes_policy *alphas = NULL, *pol[MAX_RUNS] = {0};
-    const char *methods[MAX_RUNS] = {"none"};
-    data_set d = {0};
-    data_problems skipped = {0};
-    eval_results res = {0};
-    eval_run runs[MAX_RUNS] = {{"none", NULL}};
+    modes_eval_run runs[MAX_RUNS];
+    modes_eval_report *res = NULL;
     int rc = modes_model_load(o.dir, &m, &err);
     if (!rc && o.alphas) rc = modes_policy_load(m, o.alphas, &alphas, &err);
     for (int r = 1; !rc && r < o.n_runs; r++) {
         rc = o.is_file[r] ? modes_policy_load(m, o.labels[r], &pol[r], &err)
                           : cli_check_skip_alphas(o.labels[r], o.alphas, &err);
         if (!rc && !o.is_file[r]) rc = modes_policy_from_spec(m, o.labels[r], alphas, &pol[r], &err);
-        if (!rc) {
-            runs[r] = (eval_run){o.labels[r], pol[r]};
-            methods[r] = policy_method_name(pol[r]->method);
-        }
+        runs[r - 1] = (modes_eval_run){o.labels[r], pol[r]};
     }
-    if (!rc) rc = data_load(o.bench, (int)o.limit, &d, &err);
-    const data_check_options check = {.with_answer = 1, .max_new = (int)o.max_new};
-    if (!rc) rc = cli_check_data("eval", m, &d, &check, o.skip_bad, "--skip-bad", &skipped, &err);
-    if (!rc) rc = eval_bench(m, &d, runs, o.n_runs, (int)o.max_new, cli_progress, NULL, &res, &err);
+    modes_eval_options eo = {.data = cli_data_options("eval", o.bench, o.limit), .max_new = (int)o.max_new};
+    eo.data.skip_bad = o.skip_bad;
+    eo.data.skip_hint = "--skip-bad";
+    if (!rc) rc = modes_eval_data(m, &eo, runs, o.n_runs - 1, &res, &err);
     cli_progress_end();
-    strbuf sb = {0};
+    char *text = NULL;
+    if (!rc) rc = modes_eval_report_format(res, o.json ? MODES_REPORT_JSON : MODES_REPORT_TEXT, 0, &text, &err);
     if (!rc) {
-        json_runs(&sb, &o, &res, methods);
-        json_skipped(&sb, &skipped);
-        if (o.json) printf("%s}\n", sb.data);
-        else print_table(&o, &res);
-        if (!o.json && skipped.n) printf("\n%d unusable examples were left out (--skip-bad)\n", skipped.n);
+        fputs(text, stdout);
+        const int skipped = modes_eval_report_skipped(res);
+        if (!o.json && skipped) printf("\n%d unusable examples were left out (--skip-bad)\n", skipped);
     }
-    if (!rc && o.out) {
-        json_records(&sb, &d, &res);
-        sb_puts(&sb, "}\n");
-        rc = sb.failed ? modes_fail(&err, MODES_E_INTERNAL, "out of memory") : write_file_atomic(o.out, sb.data, sb.len, &err);
-    }
-    if (!rc && o.plot) rc = write_plot(o.plot, o.dir, &res, methods, &err);
-    sb_free(&sb);
-    eval_results_free(&res);
-    data_problems_free(&skipped);
-    data_free(&d);
+    free(text);
+    text = NULL;
+    if (!rc && o.out) rc = modes_eval_report_format(res, MODES_REPORT_JSON, 1, &text, &err);
+    if (!rc && o.out) rc = modes_write_file_atomic(o.out, text, strlen(text), &err);
+    free(text);
+    if (!rc && o.plot) rc = modes_eval_report_plot(res, o.plot, o.dir, &err);
+    modes_eval_report_free(res);
     for (int r = 0; r < o.n_runs; r++) modes_policy_free(pol[r]);
     modes_policy_free(alphas);
     modes_model_free(m);

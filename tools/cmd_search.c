@@ -8,9 +8,6 @@
 
 #include "cli.h"
 #include "cli_check.h"
-#include "core/error.h"
-#include "io/data.h"
-#include "calib/tune.h"
 
 static const char *HELP =
     "usage: modes search -m DIR --data FILE.jsonl --alphas FILE --target RHO -o POLICY.json\n"
@@ -27,18 +24,6 @@ static const char *HELP =
     "  prompt and answer fit the context); all unusable examples are listed at once, and nothing runs.\n"
     "  Long forms: -m/--model, -o/--output. Defaults: --method modes, --grid 100, --cap-text 0.71,\n"
     "  --cap-vision 0.60, --limit 0 (every example).\n";
-
-static int parse_method(const char *s, skip_method *m) {
-    static const struct { const char *n; skip_method m; } t[] = {
-        {"modes", SKIP_MODES}, {"dmt", SKIP_DMT}, {"threshold", SKIP_THRESHOLD},
-        {"gmlg-threshold", SKIP_THRESHOLD_GMLG}, {"naee", SKIP_NAEE}};
-    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
-        if (!strcmp(s, t[i].n)) {
-            *m = t[i].m;
-            return 0;
-        }
-    return -1;
-}
 
 int cmd_search(int argc, char **argv) {
     const char *dir = NULL, *data = NULL, *out = NULL, *policy = NULL, *method = "modes";
@@ -73,11 +58,19 @@ int cmd_search(int argc, char **argv) {
         }
         return cli_usage("search", "unknown option '%s'", argv[i]);
     }
-    tune_options o = {.grid = (int)grid, .cap = {cap_t, cap_v}, .target = target, .exhaustive = exhaustive,
-                      .frozen = frozen};
+    modes_search_options o = modes_search_defaults();
+    o.data = cli_data_options("search", data, limit);
+    o.method = method;
+    o.target = target;
+    o.grid = (int)grid;
+    o.cap_text = cap_t;
+    o.cap_vision = cap_v;
+    o.exhaustive = exhaustive;
+    o.frozen = frozen;
     if (!dir || !data || !out || target < 0) return cli_usage("search", "-m, --data, --target and -o are required");
-    if (parse_method(method, &o.method)) return cli_usage("search", "--method must be modes, dmt, threshold, gmlg-threshold or naee");
-    if ((o.method == SKIP_MODES || o.method == SKIP_THRESHOLD_GMLG) && !policy)
+    const int needs_alphas = modes_search_method_needs_alphas(method);
+    if (needs_alphas < 0) return cli_usage("search", "--method must be modes, dmt, threshold, gmlg-threshold or naee");
+    if (needs_alphas && !policy)
         return cli_usage("search", "--method %s needs --alphas FILE (the alphas from modes calibrate, or a policy file)", method);
     const char *outputs[] = {out};
     if (cli_check_outputs("search", outputs, 1)) return 1;
@@ -85,52 +78,26 @@ int cmd_search(int argc, char **argv) {
     modes_error err = {0};
     modes_model *m = NULL;
     modes_policy *alphas = NULL;
-    data_set d = {0};
-    calib_session s = {0};
-    tune_result res = {0};
+    modes_search_result res = {0};
     int rc = modes_model_load(dir, &m, &err);
     if (!rc && policy) rc = modes_policy_load(m, policy, &alphas, &err);
-    if (!rc) rc = data_load(data, (int)limit, &d, &err);
-    const data_check_options check = {.with_answer = 1};
-    if (!rc) rc = cli_check_data("search", m, &d, &check, 0, NULL, NULL, &err);
-    if (!rc) rc = calib_session_open(m, &d, cli_progress, NULL, &s, &err);
-    if (!rc) rc = tune_policy(&s, alphas, &o, &res, &err);
+    o.alphas = alphas;
+    if (!rc) rc = modes_search(m, &o, out, &res, &err);
     cli_progress_end();
-    if (!rc) {
-        policy_binding bind;
-        rc = model_binding(m, &bind, &err);
-        policy_meta meta = {.binding = &bind, .experts = m->cfg.text.n_experts, .top_k = m->cfg.text.top_k,
-                            .target_skip = target, .has_achieved = 1, .skip = res.skip, .skip_text = res.skip_text,
-                            .skip_vision = res.skip_vision, .kl = res.kl, .tokens = res.tokens,
-                            .per_layer = res.per_layer, .data = data,
-                            .examples = d.n, .answer_tokens = s.answer_tokens, .grid = (int)grid, .cap_t = res.cap[0],
-                            .cap_v = res.cap[1], .real_passes = res.real_passes, .trace = res.trace, .n_trace = res.n_trace,
-                            .search_mode = o.method == SKIP_MODES || o.method == SKIP_DMT
-                                               ? (frozen ? "frozen" : exhaustive ? "exhaustive" : "frontier")
-                                               : "bisection"};
-        if (!rc) rc = policy_save(out, res.policy, &meta, &err);
-        policy_binding_free(&bind);
-    }
     if (!rc)
         fprintf(stderr, "search: %s tau (%.5g, %.5g) beta %.3g: skip %.3f (text %.3f, vision %.3f), KL %.4g, %d real passes -> %s\n",
-                method, res.policy->tau[0], res.policy->tau[1], res.policy->beta ? res.policy->beta[0] : 0.0, res.skip,
-                res.skip_text, res.skip_vision, res.kl, res.real_passes, out);
-    const int hint = rc && res.unreachable && res.caps_reach;
-    const double hint_cap[2] = {res.suggest_cap[0], res.suggest_cap[1]};
-    tune_result_free(&res);
+                method, res.tau[0], res.tau[1], res.beta, res.skip, res.skip_text, res.skip_vision, res.kl,
+                res.real_passes, out);
     modes_policy_free(alphas);
-    calib_session_close(&s);
-    data_free(&d);
     modes_model_free(m);
     if (!rc) return 0;
-    if (!hint) return cli_fail("search", &err);
+    if (!res.caps_reach) return cli_fail("search", &err);
     /* One line still: the library's message, then the options that reach the target. */
-    if (o.method == SKIP_MODES || o.method == SKIP_DMT)
+    if (!strcmp(method, "modes") || !strcmp(method, "dmt"))
         fprintf(stderr, "modes search: %s: pass --cap-text %.4g --cap-vision %.4g, or leave both out for caps that "
-                "reach any reachable target\n", err.msg, hint_cap[0], hint_cap[1]);
+                "reach any reachable target\n", err.msg, res.suggest_cap[0], res.suggest_cap[1]);
     else
         fprintf(stderr, "modes search: %s: pass --cap-text %.4g, or leave it out for a cap that reaches any reachable "
-                "target\n", err.msg, hint_cap[0]);
-    rc = 1;
-    return rc;
+                "target\n", err.msg, res.suggest_cap[0]);
+    return 1;
 }

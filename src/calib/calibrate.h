@@ -8,7 +8,7 @@
 #include "io/data.h"
 #include "models/model.h"
 
-typedef void (*progress_fn)(void *user, const char *what, long done, long total);
+typedef modes_progress_fn progress_fn; /* the public callback */
 
 typedef struct {
     modes_prompt *prompt;

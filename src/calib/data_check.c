@@ -1,4 +1,4 @@
-#include "eval/data_check.h"
+#include "calib/data_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,4 +73,34 @@ void data_problems_free(data_problems *p) {
     }
     free(p->items);
     memset(p, 0, sizeof *p);
+}
+
+int data_check_usable(const modes_model *m, data_set *d, const data_check_options *o, const modes_data_options *how,
+                      data_problems *skipped, modes_error *err) {
+    data_problems bad = {0};
+    int rc = data_check(m, d, o, how->progress, how->user, &bad, err);
+    for (int i = 0; !rc && how->on_problem && i < bad.n; i++) {
+        const data_problem *p = &bad.items[i];
+        const modes_data_problem problem = {.index = p->index, .line = p->line, .id = p->id, .why = p->why};
+        how->on_problem(how->user, d->path, &problem);
+    }
+    const int total = d->n;
+    const char *hint = how->skip_hint;
+    if (!rc && bad.n && !how->skip_bad)
+        rc = modes_fail(err, MODES_E_INPUT, "%d of %d examples of %s cannot be used%s; nothing was run%s%s%s", bad.n,
+                        total, d->path, how->on_problem ? " (listed above)" : "", hint ? " (" : "", hint ? hint : "",
+                        hint ? " leaves them out)" : "");
+    if (!rc && bad.n == total)
+        rc = modes_fail(err, MODES_E_INPUT, "none of the %d examples of %s can be used", total, d->path);
+    unsigned char *drop = !rc && bad.n ? calloc((size_t)total, 1) : NULL;
+    if (!rc && bad.n && !drop) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    if (!rc && bad.n) {
+        for (int i = 0; i < bad.n; i++) drop[bad.items[i].index] = 1;
+        data_drop(d, drop);
+        if (how->on_skip) how->on_skip(how->user, d->path, bad.n, total);
+    }
+    free(drop);
+    if (!rc && skipped) *skipped = bad;
+    else data_problems_free(&bad);
+    return rc;
 }
