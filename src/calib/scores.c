@@ -26,37 +26,33 @@ static int push(slot_scores *s, int c, float v) {
     return 0;
 }
 
-/* A tap: the router's top-k weights of each MoE layer, after routing and before any skipping. */
-static void record(void *user, const char *name, int is_int, const void *data, int ndim, const int64_t *shape) {
+/* The router's top-k weights of each MoE layer, after routing and before any skipping. */
+static void record(void *user, int layer, const uint8_t *cls, int n, int k, const int32_t *idx, const float *w) {
     recorder *r = user;
-    int tl;
-    char tail[32];
-    if (r->failed || is_int || ndim != 2 || sscanf(name, "text.layer%d.%31s", &tl, tail) != 2 ||
-        strcmp(tail, "router_topk_weights"))
-        return;
-    const int l = r->m->moe_index[tl], k = (int)shape[1];
-    const float *w = data;
-    for (int64_t i = 0; i < shape[0]; i++) {
-        const int c = modes_model_token_class(r->m, r->in->ids[i]);
+    if (r->failed) return;
+    for (int i = 0; i < n; i++) {
+        const int c = cls[i];
         r->out->total += (uint64_t)k;
         if (c > MODES_TOKEN_VISION) continue; /* special tokens are never skipped */
-        const float a = r->gmlg && r->alphas ? r->alphas->alpha[c][l] : 1.0f;
+        const float a = r->gmlg && r->alphas ? r->alphas->alpha[c][layer] : 1.0f;
         for (int j = 0; j < k; j++)
-            if (push(r->out, c, a * w[i * k + j])) r->failed = 1;
+            if (push(r->out, c, a * w[(size_t)i * k + j])) r->failed = 1;
     }
+    (void)idx;
 }
 
 int slot_scores_record(modes_ctx *c, const prepared_input *in, const modes_policy *alphas, int gmlg, slot_scores *out,
                        modes_error *err) {
     recorder r = {.m = c->model, .in = in, .alphas = alphas, .gmlg = gmlg, .out = out};
+    const moe_observer watch = {record, &r};
     float *logits = malloc((size_t)c->model->cfg.text.vocab * sizeof *logits);
     if (!logits) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     const modes_policy *saved = c->policy;
     modes_ctx_reset(c);
     modes_ctx_set_policy(c, NULL);
-    modes_ctx_set_tap(c, record, &r);
+    c->observer = &watch;
     int rc = model_run_prepared(c, in, 0, NULL, NULL, logits, 1, err);
-    modes_ctx_set_tap(c, NULL, NULL);
+    c->observer = NULL;
     modes_ctx_set_policy(c, saved);
     free(logits);
     if (!rc && r.failed) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory recording routing scores");

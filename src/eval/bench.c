@@ -15,27 +15,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static double wbytes(const wmat *w) { return (double)wmat_bytes(w); }
-static double wparams(const wmat *w) { return (double)w->rows * w->cols; }
-
-/* Weights every token reads whatever the policy: attention, routers, dense MLPs, lm_head. */
-static void fixed_costs(const modes_model *m, double *bytes, double *params) {
-    *bytes = wbytes(&m->lm_head);
-    *params = wparams(&m->lm_head);
-    for (int l = 0; l < m->cfg.text.n_layers; l++) {
-        const text_layer *L = &m->layers[l];
-        const wmat *ws[] = {&L->q, &L->k, &L->v, &L->o, L->is_moe ? &L->moe.router : &L->mlp.gate,
-                            L->is_moe ? NULL : &L->mlp.up, L->is_moe ? NULL : &L->mlp.down};
-        for (int i = 0; i < 7; i++)
-            if (ws[i]) *bytes += wbytes(ws[i]), *params += wparams(ws[i]);
-    }
-}
-
-/* KV cache bytes one decoded token reads per cached token (K and V of every layer, fp32). */
-static double kv_bytes_per_cached_token(const text_config *tc) {
-    return 2.0 * tc->n_kv_heads * tc->head_dim * sizeof(float) * tc->n_layers;
-}
-
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -46,10 +25,10 @@ double bench_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Attention multiply-adds x 2 of n tokens after `past` cached ones, over all layers. */
-static double attention_flops(const text_config *c, double past, double n) {
+/* Attention FLOPs of n tokens after `past` cached ones, over all layers. */
+static double attention_flops(const model_costs *k, double past, double n) {
     const double pairs = n * past + n * (n + 1) / 2; /* causal (query, key) pairs */
-    return 2.0 * 2.0 * pairs * c->head_dim * c->n_heads * c->n_layers;
+    return 2.0 * pairs * k->attn_macs_per_pair;
 }
 
 /* The paired yardstick: after each decode step, a read of as many bytes as that step moved. */
@@ -179,7 +158,8 @@ static double step_weight_bytes(double fixed_bytes, const modes_stats *dec, int 
 
 static void summarise(const modes_model *m, const prepared_input *in, const bench_options *o, const lane *rr,
                       bench_result *r) {
-    const text_config *tc = &m->cfg.text;
+    model_costs k;
+    model_costs_of(m, &k);
     modes_skip_count all[6];
     memcpy(all, rr->pre.phase[0], 3 * sizeof *all);
     memcpy(all + 3, rr->dec.phase[1], 3 * sizeof *all);
@@ -187,15 +167,13 @@ static void summarise(const modes_model *m, const prepared_input *in, const benc
     r->skip_text = modes_skip_ratio(&rr->pre.phase[0][MODES_TOKEN_TEXT], 1);
     r->skip_vision = modes_skip_ratio(&rr->pre.phase[0][MODES_TOKEN_VISION], 1);
     r->skip_decode = modes_skip_ratio(rr->dec.phase[1], 3);
-    double fixed_bytes, fixed_params;
-    fixed_costs(m, &fixed_bytes, &fixed_params);
     const int gen = o->gen_tokens > 0 ? o->gen_tokens : 1;
-    r->decode_weight_bytes = step_weight_bytes(fixed_bytes, &rr->dec, gen);
-    r->decode_kv_bytes = kv_bytes_per_cached_token(tc) * (in->n + (gen + 1) / 2.0);
-    const double expert_flops = (double)rr->pre.expert_rows * 2.0 * 3.0 * tc->hidden * tc->moe_intermediate;
-    r->prefill_flops = 2.0 * (fixed_params - wparams(&m->lm_head)) * in->n + 2.0 * wparams(&m->lm_head) +
-                       expert_flops + attention_flops(tc, 0, in->n);
-    r->prefill_weight_bytes = fixed_bytes + (double)rr->pre.expert_bytes;
+    r->decode_weight_bytes = step_weight_bytes(k.fixed_bytes, &rr->dec, gen);
+    r->decode_kv_bytes = k.kv_bytes_per_token * (in->n + (gen + 1) / 2.0);
+    const double expert_flops = (double)rr->pre.expert_rows * 2.0 * k.expert_macs_per_row;
+    r->prefill_flops = 2.0 * (k.fixed_params - k.head_params) * in->n + 2.0 * k.head_params + expert_flops +
+                       attention_flops(&k, 0, in->n);
+    r->prefill_weight_bytes = k.fixed_bytes + (double)rr->pre.expert_bytes;
 }
 
 int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *const *p, int n, const bench_options *o,
@@ -211,9 +189,9 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
     const size_t pb = o->probe_bytes / 64 * 64;
     void *probe = pb ? aligned_alloc(64, pb) : NULL;
     if (probe) memset(probe, 1, pb);
-    double fixed_bytes, fixed_params;
-    fixed_costs(m, &fixed_bytes, &fixed_params);
-    const step_probe sp = {c->pool, probe, pb, fixed_bytes, kv_bytes_per_cached_token(&m->cfg.text)};
+    model_costs cost;
+    model_costs_of(m, &cost);
+    const step_probe sp = {c->pool, probe, pb, cost.fixed_bytes, cost.kv_bytes_per_token};
     int rc = logits && pre && dec && bw && bws && bwp && (!pb || probe) ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
     lane *l = rc ? NULL : lanes_new(c, n, gen, err);
     if (!rc && !l) rc = MODES_E_INTERNAL;
@@ -231,7 +209,7 @@ int bench_policies(modes_ctx *c, const prepared_input *in, const modes_policy *c
                 /* two yardsticks: the best short slice (the memory's peak) and a pass as long as one
                  * of this policy's decode steps (what the machine sustained around it) */
                 bw[at] = probe_read_bandwidth_in(c->pool, probe, pb, 1);
-                bws[at] = probe_read_bandwidth_sustained(c->pool, probe, pb, step_weight_bytes(fixed_bytes, &l[k].dec, gen));
+                bws[at] = probe_read_bandwidth_sustained(c->pool, probe, pb, step_weight_bytes(cost.fixed_bytes, &l[k].dec, gen));
                 bwp[at] = l[k].steps ? bench_median(l[k].paired, l[k].steps) : 0;
             }
         }

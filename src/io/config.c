@@ -11,15 +11,8 @@
 
 #define CONFIG_MAX_BYTES (4u << 20)
 
-typedef struct {
-    const json_node *obj;
-    const char *what; /* "config.json" path, for messages */
-    const char *section;
-    modes_error *err;
-} reader;
-
 /* An integer key within [lo, hi]; `required` keys have no HF default. */
-static int get_int(const reader *r, const char *key, int def, int required, int lo, int hi, int *out) {
+int cfg_int(const cfg_reader *r, const char *key, int def, int required, int lo, int hi, int *out) {
     const json_node *v = json_get(r->obj, key);
     if (!v || v->type == JSON_NULL) {
         if (required)
@@ -34,7 +27,7 @@ static int get_int(const reader *r, const char *key, int def, int required, int 
     return 0;
 }
 
-static int get_double(const reader *r, const json_node *obj, const char *key, double def, double lo, double hi,
+int cfg_double(const cfg_reader *r, const json_node *obj, const char *key, double def, double lo, double hi,
                       double *out) {
     const json_node *v = json_get(obj, key);
     if (!v || v->type == JSON_NULL) {
@@ -48,12 +41,12 @@ static int get_double(const reader *r, const json_node *obj, const char *key, do
     return 0;
 }
 
-static int str_is(const json_node *v, const char *s) {
+int cfg_str_is(const json_node *v, const char *s) {
     return v && v->type == JSON_STRING && v->n == strlen(s) && !memcmp(v->u.str, s, v->n);
 }
 
 /* An int list such as mlp_only_layers or deepstack_visual_indexes. */
-static int get_int_list(const reader *r, const char *key, int *out, int cap, int *n, int lo, int hi) {
+int cfg_int_list(const cfg_reader *r, const char *key, int *out, int cap, int *n, int lo, int hi) {
     *n = 0;
     const json_node *v = json_get(r->obj, key);
     if (!v || v->type == JSON_NULL) return 0;
@@ -71,34 +64,41 @@ static int get_int_list(const reader *r, const char *key, int *out, int cap, int
     return 0;
 }
 
-static int parse_rope(const reader *r, text_config *t) {
+static int parse_rope(const cfg_reader *r, int mrope, text_config *t) {
     /* v4 keeps rope_theta beside rope_scaling; v5 moves both into rope_parameters. */
     const json_node *rp = json_get(r->obj, "rope_parameters");
     if (!rp || rp->type == JSON_NULL) rp = json_get(r->obj, "rope_scaling");
-    int rc = get_double(r, r->obj, "rope_theta", 10000.0, 1.0, 1e12, &t->rope_theta);
+    int rc = cfg_double(r, r->obj, "rope_theta", 10000.0, 1.0, 1e12, &t->rope_theta);
     if (rc) return rc;
+    if ((!rp || rp->type == JSON_NULL) && !mrope) return 0;
     if (!rp || rp->type == JSON_NULL)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %s\"rope_scaling\" with \"mrope_section\" is missing", r->what,
                           r->section);
     if (rp->type != JSON_OBJECT)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %s\"rope_scaling\" must be an object", r->what, r->section);
-    if (json_get(rp, "rope_theta") && (rc = get_double(r, rp, "rope_theta", t->rope_theta, 1.0, 1e12, &t->rope_theta)))
+    if (json_get(rp, "rope_theta") && (rc = cfg_double(r, rp, "rope_theta", t->rope_theta, 1.0, 1e12, &t->rope_theta)))
         return rc;
     const json_node *type = json_get(rp, "rope_type");
     if (!type) type = json_get(rp, "type");
-    if (type && !str_is(type, "default"))
+    if (type && !cfg_str_is(type, "default"))
         return modes_fail(r->err, MODES_E_INPUT, "%s: %srope_type %.*s is not supported (only \"default\")", r->what,
                           r->section, type->type == JSON_STRING ? (int)type->n : 1,
                           type->type == JSON_STRING ? type->u.str : "?");
+    if (!mrope) {
+        if (json_get(rp, "mrope_section"))
+            return modes_fail(r->err, MODES_E_INPUT, "%s: %s\"mrope_section\" is not supported by this model type (plain RoPE)",
+                              r->what, r->section);
+        return 0;
+    }
     const json_node *inter = json_get(rp, "mrope_interleaved");
     if (inter && inter->type == JSON_FALSE)
         return modes_fail(r->err, MODES_E_INPUT,
                           "%s: %s\"mrope_interleaved\": false is not supported (Qwen3-VL interleaves M-RoPE)", r->what,
                           r->section);
-    reader rr = *r;
+    cfg_reader rr = *r;
     rr.obj = rp;
     int n;
-    if ((rc = get_int_list(&rr, "mrope_section", t->mrope_section, 3, &n, 0, 4096))) return rc;
+    if ((rc = cfg_int_list(&rr, "mrope_section", t->mrope_section, 3, &n, 0, 4096))) return rc;
     if (n != 3 || t->mrope_section[0] + t->mrope_section[1] + t->mrope_section[2] != t->head_dim / 2)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %s\"mrope_section\" must be 3 integers summing to head_dim/2 = %d",
                           r->what, r->section, t->head_dim / 2);
@@ -110,31 +110,31 @@ static int parse_rope(const reader *r, text_config *t) {
     return 0;
 }
 
-static int parse_text(const reader *r, text_config *t) {
+int config_parse_text(const cfg_reader *r, int mrope, text_config *t) {
     int rc;
     const json_node *act = json_get(r->obj, "hidden_act");
-    if (act && !str_is(act, "silu"))
+    if (act && !cfg_str_is(act, "silu"))
         return modes_fail(r->err, MODES_E_INPUT, "%s: %shidden_act must be \"silu\"", r->what, r->section);
     const json_node *bias = json_get(r->obj, "attention_bias");
     if (bias && bias->type == JSON_TRUE)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %s\"attention_bias\": true is not supported", r->what,
                           r->section);
-    if ((rc = get_int(r, "hidden_size", 0, 1, 1, 1 << 16, &t->hidden)) ||
-        (rc = get_int(r, "num_hidden_layers", 0, 1, 1, CFG_MAX_LAYERS, &t->n_layers)) ||
-        (rc = get_int(r, "num_attention_heads", 0, 1, 1, 1024, &t->n_heads)) ||
-        (rc = get_int(r, "num_key_value_heads", t->n_heads, 0, 1, 1024, &t->n_kv_heads)) ||
-        (rc = get_int(r, "head_dim", t->hidden / t->n_heads, 0, 2, 1024, &t->head_dim)) ||
-        (rc = get_int(r, "vocab_size", 0, 1, 1, 1 << 24, &t->vocab)) ||
-        (rc = get_int(r, "intermediate_size", 0, 0, 0, 1 << 20, &t->intermediate)) ||
-        (rc = get_int(r, "moe_intermediate_size", 0, 1, 1, 1 << 20, &t->moe_intermediate)) ||
-        (rc = get_int(r, "num_experts_per_tok", 0, 1, 1, 1024, &t->top_k)) ||
-        (rc = get_int(r, "decoder_sparse_step", 1, 0, 1, CFG_MAX_LAYERS, &t->decoder_sparse_step)) ||
-        (rc = get_int(r, "max_position_embeddings", 128000, 0, 1, 1 << 30, &t->max_position)))
+    if ((rc = cfg_int(r, "hidden_size", 0, 1, 1, 1 << 16, &t->hidden)) ||
+        (rc = cfg_int(r, "num_hidden_layers", 0, 1, 1, CFG_MAX_LAYERS, &t->n_layers)) ||
+        (rc = cfg_int(r, "num_attention_heads", 0, 1, 1, 1024, &t->n_heads)) ||
+        (rc = cfg_int(r, "num_key_value_heads", t->n_heads, 0, 1, 1024, &t->n_kv_heads)) ||
+        (rc = cfg_int(r, "head_dim", t->hidden / t->n_heads, 0, 2, 1024, &t->head_dim)) ||
+        (rc = cfg_int(r, "vocab_size", 0, 1, 1, 1 << 24, &t->vocab)) ||
+        (rc = cfg_int(r, "intermediate_size", 0, 0, 0, 1 << 20, &t->intermediate)) ||
+        (rc = cfg_int(r, "moe_intermediate_size", 0, 1, 1, 1 << 20, &t->moe_intermediate)) ||
+        (rc = cfg_int(r, "num_experts_per_tok", 0, 1, 1, 1024, &t->top_k)) ||
+        (rc = cfg_int(r, "decoder_sparse_step", 1, 0, 1, CFG_MAX_LAYERS, &t->decoder_sparse_step)) ||
+        (rc = cfg_int(r, "max_position_embeddings", 128000, 0, 1, 1 << 30, &t->max_position)))
         return rc;
     if (json_get(r->obj, "num_experts"))
-        rc = get_int(r, "num_experts", 0, 1, 1, 1 << 16, &t->n_experts);
+        rc = cfg_int(r, "num_experts", 0, 1, 1, 1 << 16, &t->n_experts);
     else
-        rc = get_int(r, "num_local_experts", 0, 1, 1, 1 << 16, &t->n_experts);
+        rc = cfg_int(r, "num_local_experts", 0, 1, 1, 1 << 16, &t->n_experts);
     if (rc) return rc;
     if (t->n_heads % t->n_kv_heads)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %snum_attention_heads (%d) is not a multiple of num_key_value_heads (%d)",
@@ -145,7 +145,7 @@ static int parse_text(const reader *r, text_config *t) {
         return modes_fail(r->err, MODES_E_INPUT, "%s: %snum_experts_per_tok (%d) exceeds the number of experts (%d)",
                           r->what, r->section, t->top_k, t->n_experts);
     double eps;
-    if ((rc = get_double(r, r->obj, "rms_norm_eps", 1e-6, 0.0, 1.0, &eps))) return rc;
+    if ((rc = cfg_double(r, r->obj, "rms_norm_eps", 1e-6, 0.0, 1.0, &eps))) return rc;
     t->rms_eps = (float)eps;
     int b;
     modes_error *e = r->err;
@@ -154,32 +154,32 @@ static int parse_text(const reader *r, text_config *t) {
     if ((rc = json_get_bool(r->obj, "tie_word_embeddings", 0, &b, r->what, e))) return rc;
     t->tie_embeddings = b;
     int dense[CFG_MAX_LAYERS], n_dense;
-    if ((rc = get_int_list(r, "mlp_only_layers", dense, CFG_MAX_LAYERS, &n_dense, 0, t->n_layers - 1))) return rc;
+    if ((rc = cfg_int_list(r, "mlp_only_layers", dense, CFG_MAX_LAYERS, &n_dense, 0, t->n_layers - 1))) return rc;
     for (int l = 0; l < t->n_layers; l++) t->is_moe[l] = (l + 1) % t->decoder_sparse_step == 0;
     for (int i = 0; i < n_dense; i++) t->is_moe[dense[i]] = 0;
     for (int l = 0; l < t->n_layers; l++)
         if (!t->is_moe[l] && t->intermediate <= 0)
             return modes_fail(r->err, MODES_E_INPUT, "%s: %slayer %d is dense but \"intermediate_size\" is missing",
                               r->what, r->section, l);
-    return parse_rope(r, t);
+    return parse_rope(r, mrope, t);
 }
 
-static int parse_vision(const reader *r, vision_config *v) {
+int config_parse_qwen3vl_vision(const cfg_reader *r, vision_config *v) {
     int rc;
     const json_node *act = json_get(r->obj, "hidden_act");
-    if (act && !str_is(act, "gelu_pytorch_tanh"))
+    if (act && !cfg_str_is(act, "gelu_pytorch_tanh"))
         return modes_fail(r->err, MODES_E_INPUT, "%s: %shidden_act must be \"gelu_pytorch_tanh\"", r->what, r->section);
     /* Defaults are those of the reference's Qwen3VLMoeVisionConfig. */
-    if ((rc = get_int(r, "depth", 27, 0, 1, 1024, &v->depth)) ||
-        (rc = get_int(r, "hidden_size", 1152, 0, 1, 1 << 16, &v->hidden)) ||
-        (rc = get_int(r, "num_heads", 16, 0, 1, 1024, &v->n_heads)) ||
-        (rc = get_int(r, "intermediate_size", 4304, 0, 1, 1 << 20, &v->intermediate)) ||
-        (rc = get_int(r, "patch_size", 16, 0, 1, 1024, &v->patch)) ||
-        (rc = get_int(r, "temporal_patch_size", 2, 0, 1, 64, &v->temporal_patch)) ||
-        (rc = get_int(r, "spatial_merge_size", 2, 0, 1, 64, &v->merge)) ||
-        (rc = get_int(r, "in_channels", 3, 0, 1, 16, &v->in_channels)) ||
-        (rc = get_int(r, "out_hidden_size", 3584, 0, 1, 1 << 16, &v->out_hidden)) ||
-        (rc = get_int(r, "num_position_embeddings", 2304, 0, 1, 1 << 24, &v->num_position_embeddings)))
+    if ((rc = cfg_int(r, "depth", 27, 0, 1, 1024, &v->depth)) ||
+        (rc = cfg_int(r, "hidden_size", 1152, 0, 1, 1 << 16, &v->hidden)) ||
+        (rc = cfg_int(r, "num_heads", 16, 0, 1, 1024, &v->n_heads)) ||
+        (rc = cfg_int(r, "intermediate_size", 4304, 0, 1, 1 << 20, &v->intermediate)) ||
+        (rc = cfg_int(r, "patch_size", 16, 0, 1, 1024, &v->patch)) ||
+        (rc = cfg_int(r, "temporal_patch_size", 2, 0, 1, 64, &v->temporal_patch)) ||
+        (rc = cfg_int(r, "spatial_merge_size", 2, 0, 1, 64, &v->merge)) ||
+        (rc = cfg_int(r, "in_channels", 3, 0, 1, 16, &v->in_channels)) ||
+        (rc = cfg_int(r, "out_hidden_size", 3584, 0, 1, 1 << 16, &v->out_hidden)) ||
+        (rc = cfg_int(r, "num_position_embeddings", 2304, 0, 1, 1 << 24, &v->num_position_embeddings)))
         return rc;
     if (v->hidden % v->n_heads)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %shidden_size is not a multiple of num_heads", r->what, r->section);
@@ -187,14 +187,14 @@ static int parse_vision(const reader *r, vision_config *v) {
     while (side * side < v->num_position_embeddings) side++;
     if (side * side != v->num_position_embeddings)
         return modes_fail(r->err, MODES_E_INPUT, "%s: %snum_position_embeddings must be a square", r->what, r->section);
-    if ((rc = get_int_list(r, "deepstack_visual_indexes", v->deepstack, CFG_MAX_DEEPSTACK, &v->n_deepstack, 0,
+    if ((rc = cfg_int_list(r, "deepstack_visual_indexes", v->deepstack, CFG_MAX_DEEPSTACK, &v->n_deepstack, 0,
                            v->depth - 1)))
         return rc;
     v->present = 1;
     return 0;
 }
 
-static int add_eos(model_config *c, const json_node *v, const char *what, modes_error *err) {
+int config_add_eos(model_config *c, const json_node *v, const char *what, modes_error *err) {
     if (!v || v->type == JSON_NULL) return 0;
     size_t n = v->type == JSON_ARRAY ? v->n : 1;
     for (size_t i = 0; i < n; i++) {
@@ -220,7 +220,7 @@ static int load_generation_config(const char *dir, model_config *c, modes_error 
         json_limits lim = {.max_bytes = CONFIG_MAX_BYTES, .max_depth = 16};
         rc = json_parse(text, len, &lim, path, &doc, err);
         if (!rc && json_root(doc)->type != JSON_OBJECT) rc = modes_fail(err, MODES_E_INPUT, "%s: not a JSON object", path);
-        if (!rc) rc = add_eos(c, json_get(json_root(doc), "eos_token_id"), path, err);
+        if (!rc) rc = config_add_eos(c, json_get(json_root(doc), "eos_token_id"), path, err);
     }
     json_free(doc);
     free(text);
@@ -228,46 +228,7 @@ static int load_generation_config(const char *dir, model_config *c, modes_error 
     return rc;
 }
 
-static int parse_top(const json_node *root, const char *path, model_config *c, modes_error *err) {
-    const json_node *mt = json_get(root, "model_type");
-    if (!mt || mt->type != JSON_STRING) return modes_fail(err, MODES_E_INPUT, "%s: \"model_type\" is missing", path);
-    if (!str_is(mt, "qwen3_vl_moe"))
-        return modes_fail(err, MODES_E_INPUT, "%s: model_type \"%.*s\" is not supported (supported: qwen3_vl_moe)", path,
-                          (int)(mt->n < 64 ? mt->n : 64), mt->u.str);
-    snprintf(c->model_type, sizeof c->model_type, "%s", mt->u.str);
-    const json_node *tc = json_get(root, "text_config"), *vc = json_get(root, "vision_config");
-    if (!tc || tc->type != JSON_OBJECT)
-        return modes_fail(err, MODES_E_INPUT, "%s: \"text_config\" is missing or not an object", path);
-    reader r = {tc, path, "text_config.", err};
-    int rc = parse_text(&r, &c->text);
-    if (rc) return rc;
-    int tie;
-    if (json_get(root, "tie_word_embeddings")) { /* the top-level key wins in the reference */
-        if ((rc = json_get_bool(root, "tie_word_embeddings", 0, &tie, path, err))) return rc;
-        c->text.tie_embeddings = tie;
-    }
-    if (vc && vc->type == JSON_OBJECT) {
-        reader rv = {vc, path, "vision_config.", err};
-        if ((rc = parse_vision(&rv, &c->vision))) return rc;
-    } else if (vc && vc->type != JSON_NULL) {
-        return modes_fail(err, MODES_E_INPUT, "%s: \"vision_config\" must be an object", path);
-    }
-    reader rt = {root, path, "", err};
-    const int V = c->text.vocab - 1;
-    if ((rc = get_int(&rt, "image_token_id", 151655, 0, 0, 1 << 30, &c->image_token_id)) ||
-        (rc = get_int(&rt, "video_token_id", 151656, 0, 0, 1 << 30, &c->video_token_id)) ||
-        (rc = get_int(&rt, "vision_start_token_id", 151652, 0, 0, 1 << 30, &c->vision_start_id)) ||
-        (rc = get_int(&rt, "vision_end_token_id", 151653, 0, 0, 1 << 30, &c->vision_end_id)))
-        return rc;
-    if (c->vision.present && (c->image_token_id > V || c->vision_start_id > V || c->vision_end_id > V))
-        return modes_fail(err, MODES_E_INPUT, "%s: image/vision token ids must be below vocab_size %d", path, V + 1);
-    reader rtc = {tc, path, "text_config.", err};
-    if ((rc = get_int(&rtc, "bos_token_id", -1, 0, -1, V, &c->bos_id))) return rc;
-    if ((rc = add_eos(c, json_get(tc, "eos_token_id"), path, err))) return rc;
-    return add_eos(c, json_get(root, "eos_token_id"), path, err);
-}
-
-int config_load(const char *dir, model_config *cfg, modes_error *err) {
+int config_load(const char *dir, config_parse_fn parse, void *user, model_config *cfg, modes_error *err) {
     memset(cfg, 0, sizeof *cfg);
     char *path = path_join(dir, "config.json"), *text = NULL;
     if (!path) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
@@ -279,7 +240,7 @@ int config_load(const char *dir, model_config *cfg, modes_error *err) {
         rc = json_parse(text, len, &lim, path, &doc, err);
     }
     if (!rc && json_root(doc)->type != JSON_OBJECT) rc = modes_fail(err, MODES_E_INPUT, "%s: not a JSON object", path);
-    if (!rc) rc = parse_top(json_root(doc), path, cfg, err);
+    if (!rc) rc = parse(json_root(doc), path, cfg, user, err);
     if (!rc) sha256(text, len, cfg->sha256);
     if (!rc) rc = load_generation_config(dir, cfg, err);
     json_free(doc);

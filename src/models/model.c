@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "core/sha256.h"
 #include "io/file.h"
-#include "models/model.h"
+#include "models/family.h"
 #include "text/tokenizer.h"
 
 int model_own(modes_model *m, void *p, modes_error *err) {
@@ -23,6 +23,17 @@ int model_own(modes_model *m, void *p, modes_error *err) {
     m->owned[m->n_owned++] = p;
     return 0;
 }
+
+int model_set_layers(modes_model *m, int n_layers, const uint8_t *is_moe, modes_error *err) {
+    free(m->moe_index);
+    if (!(m->moe_index = malloc((size_t)n_layers * sizeof *m->moe_index))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    m->n_layers = n_layers;
+    m->n_moe_layers = 0;
+    for (int l = 0; l < n_layers; l++) m->moe_index[l] = is_moe[l] ? m->n_moe_layers++ : -1;
+    return 0;
+}
+
+void model_costs_of(const modes_model *m, model_costs *out) { m->family->costs(m, out); }
 
 static int classify_tokens(modes_model *m, modes_error *err) {
     const int V = m->cfg.text.vocab;
@@ -76,14 +87,11 @@ static int model_load(const char *dir, int check_only, modes_model **out, modes_
         return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     }
     m->check_only = check_only;
-    int rc = config_load(dir, &m->cfg, err);
+    int rc = model_config_load(dir, &m->cfg, &m->family, err);
     if (!rc) rc = st_open(dir, &m->weights, err);
-    if (!rc) rc = qwen3vl_bind_weights(m, err);
-    if (!rc && m->cfg.vision.present) {
-        m->has_vision = 1;
-        m->vit.cfg = m->cfg.vision;
-        rc = qwen3_vit_bind(m, &m->vit, err);
-        if (!rc) rc = preproc_config_load(dir, &m->preproc, err);
+    if (!rc) rc = m->family->bind(m, err);
+    if (!rc && m->has_vision) {
+        rc = preproc_config_load(dir, &m->preproc, err);
         if (!rc && (m->preproc.patch != m->cfg.vision.patch || m->preproc.merge != m->cfg.vision.merge ||
                     m->preproc.temporal_patch != m->cfg.vision.temporal_patch))
             rc = modes_fail(err, MODES_E_INPUT, "%s: preprocessor_config.json patch/merge sizes differ from config.json", dir);
@@ -111,9 +119,8 @@ void modes_model_free(modes_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
-    free(m->layers);
+    if (m->family && m->family->free_impl) m->family->free_impl(m);
     free(m->moe_index);
-    qwen3_vit_free(&m->vit);
     free(m->token_class);
     tok_free(m->tok);
     st_close(m->weights);
@@ -138,15 +145,16 @@ int modes_model_token_class(const modes_model *m, int32_t id) {
 
 /* A cache of n_ctx tokens and fresh counts for m. */
 static int sequence_alloc(const modes_model *m, int n_ctx, ctx_sequence *s, modes_error *err) {
-    const text_config *c = &m->cfg.text;
     memset(s, 0, sizeof *s);
-    const size_t per = (size_t)c->n_layers * n_ctx * c->n_kv_heads * c->head_dim;
-    s->k_cache = malloc(per * sizeof(float));
-    s->v_cache = malloc(per * sizeof(float));
+    int kw, vw;
+    m->family->kv_width(&m->cfg, &kw, &vw);
+    const size_t rows = (size_t)m->n_layers * n_ctx;
+    s->k_cache = malloc((rows * kw + 1) * sizeof(float)); /* + 1: a family may cache no values (MLA) */
+    s->v_cache = malloc((rows * vw + 1) * sizeof(float));
     if (!s->k_cache || !s->v_cache) {
         ctx_sequence_free(s);
         return modes_fail(err, MODES_E_INTERNAL, "out of memory for a KV cache of %d tokens (%.1f MiB)", n_ctx,
-                          2.0 * per * sizeof(float) / 1048576.0);
+                          (double)rows * (kw + vw) * sizeof(float) / 1048576.0);
     }
     if (skip_stats_init(&s->stats, m->n_moe_layers)) {
         ctx_sequence_free(s);
@@ -167,11 +175,11 @@ void ctx_sequence_free(ctx_sequence *s) {
 }
 
 void ctx_sequence_swap(modes_ctx *c, ctx_sequence *s) {
-    const ctx_sequence mine = {c->k_cache, c->v_cache, c->n_past, c->rope_delta, c->stats};
+    const ctx_sequence mine = {c->k_cache, c->v_cache, c->n_past, c->next_pos, c->stats};
     c->k_cache = s->k_cache;
     c->v_cache = s->v_cache;
     c->n_past = s->n_past;
-    c->rope_delta = s->rope_delta;
+    c->next_pos = s->next_pos;
     c->stats = s->stats;
     *s = mine;
 }
@@ -193,6 +201,7 @@ int modes_ctx_new(const modes_model *m, const modes_ctx_params *p, modes_ctx **o
     ctx_sequence_swap(x, &s); /* takes the new cache and counts in, leaves zeroes in s */
     x->model = m;
     x->n_ctx = n_ctx;
+    m->family->kv_width(&m->cfg, &x->k_width, &x->v_width);
     if (!(x->pool = pool_new(p ? p->threads : 0))) {
         modes_ctx_free(x);
         return modes_fail(err, MODES_E_INTERNAL, "out of memory for the thread pool");
@@ -207,13 +216,15 @@ void modes_ctx_free(modes_ctx *c) {
     free(c->v_cache);
     skip_stats_free(&c->stats);
     pool_free(c->pool);
+    arena_free(&c->scratch);
+    free(c->pos_buf);
     free(c);
 }
 
 void modes_ctx_reset(modes_ctx *c) {
     if (!c) return;
     c->n_past = 0;
-    c->rope_delta = 0;
+    c->next_pos = 0;
     c->stop = MODES_STOP_NONE;
 }
 
@@ -270,24 +281,26 @@ static int check_ids(const modes_ctx *c, const int32_t *ids, int n, int n_logits
     return 0;
 }
 
-/* Runs the batch and moves the context on; positions continue from the largest one used
+/* Runs the batch and moves the context on; the next position follows the largest one used
  * (docs/qwen3-vl-moe.md section 6).
  * Every evaluation passes here, so this is where the KV cache's capacity is enforced. */
-static int run_batch(modes_ctx *c, text_batch *b, float *logits, int n_logits, modes_error *err) {
+static int run_batch(modes_ctx *c, model_batch *b, float *logits, int n_logits, modes_error *err) {
     int rc = check_ids(c, b->ids, b->n, n_logits, err);
     if (rc) return rc;
-    if (c->tap) {
+    const int axes = c->model->family->n_pos_axes;
+    if (c->tap && axes == 3) {
         const int64_t shape[3] = {3, 1, b->n};
         c->tap(c->tap_user, "mrope_position_ids", 1, b->pos, 3, shape);
     }
-    if ((rc = qwen3vl_text_forward(c, b, logits, n_logits, err))) return rc;
+    arena_reset(&c->scratch); /* grows it to the largest pass so far: no overflow is left to free */
+    if ((rc = c->model->family->forward(c, b, logits, n_logits, err))) return rc;
     int32_t mx = b->pos[0];
-    for (int i = 1; i < 3 * b->n; i++) mx = b->pos[i] > mx ? b->pos[i] : mx;
+    for (int i = 1; i < axes * b->n; i++) mx = b->pos[i] > mx ? b->pos[i] : mx;
     c->n_past += b->n;
-    c->rope_delta = mx + 1 - c->n_past;
-    if (c->tap) {
+    c->next_pos = mx + 1;
+    if (c->tap && axes == 3) {
         const int64_t shape[2] = {1, 1};
-        const int32_t delta = c->rope_delta;
+        const int32_t delta = c->next_pos - c->n_past;
         c->tap(c->tap_user, "mrope_deltas", 1, &delta, 2, shape);
     }
     return 0;
@@ -314,35 +327,27 @@ int modes_image_tokens(const modes_model *m, const modes_image *img) {
     return img->grid_t * (img->grid_h / mg) * (img->grid_w / mg);
 }
 
-/* get_rope_index (docs/qwen3-vl-moe.md section 6): text runs count up on all three axes; an image's tokens sit at
- * (cur + frame, cur + row, cur + column) of the merged grid, and the text after it continues
- * from cur + max(frames, rows, columns). */
-static int image_positions(const modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images,
-                           int32_t *pos, modes_error *err) {
+/* Text counts up from the context's next position on every axis; each image's run of tokens is
+ * placed by the family (docs/qwen3-vl-moe.md section 6 for M-RoPE). */
+static int positions(const modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images,
+                     int32_t *pos, modes_error *err) {
     const modes_model *m = c->model;
-    const int mg = m->cfg.vision.merge;
-    int32_t cur = c->n_past + c->rope_delta;
+    const int axes = m->family->n_pos_axes;
+    int32_t cur = c->next_pos;
     int im = 0;
     for (int i = 0; i < n;) {
-        if (ids[i] != m->cfg.image_token_id) {
-            pos[i] = pos[n + i] = pos[2 * n + i] = cur++;
-            i++;
+        if (!n_images || ids[i] != m->cfg.image_token_id) {
+            for (int a = 0; a < axes; a++) pos[(size_t)a * n + i] = cur;
+            cur++, i++;
             continue;
         }
         if (im == n_images) return modes_fail(err, MODES_E_INPUT, "the prompt holds more image tokens than the images give");
-        const modes_image *g = &images[im++];
-        const int gh = g->grid_h / mg, gw = g->grid_w / mg, k = g->grid_t * gh * gw;
+        const int k = modes_image_tokens(m, &images[im++]);
         if (i + k > n) return modes_fail(err, MODES_E_INPUT, "image %d needs %d image tokens in a row", im - 1, k);
-        for (int j = 0; j < k; j++) {
+        for (int j = 0; j < k; j++)
             if (ids[i + j] != m->cfg.image_token_id)
                 return modes_fail(err, MODES_E_INPUT, "image %d needs %d image tokens in a row, found %d", im - 1, k, j);
-            const int f = j / (gh * gw), r = (j / gw) % gh, col = j % gw;
-            pos[i + j] = cur + f;
-            pos[n + i + j] = cur + r;
-            pos[2 * n + i + j] = cur + col;
-        }
-        const int span = g->grid_t > gh ? (g->grid_t > gw ? g->grid_t : gw) : (gh > gw ? gh : gw);
-        cur += span;
+        m->family->image_positions(m, &images[im - 1], k, &cur, pos + i, n);
         i += k;
     }
     if (im != n_images)
@@ -365,46 +370,49 @@ int model_prepare(modes_ctx *c, const int32_t *ids, int n, const modes_image *im
         return modes_fail(err, MODES_E_INPUT, "the prompt holds image tokens but no image was given");
     out->ids = ids;
     out->n = n;
-    if (!(out->pos = malloc((size_t)3 * n * sizeof *out->pos))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    if (!n_images) {
-        for (int i = 0; i < n; i++) out->pos[i] = out->pos[n + i] = out->pos[2 * n + i] = c->n_past + i + c->rope_delta;
-        return 0;
-    }
-    vit_grid *grids = malloc((size_t)n_images * sizeof *grids);
-    float *pixels = NULL;
-    int rc = grids ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    size_t total = 0, row = (size_t)m->cfg.vision.in_channels * m->cfg.vision.temporal_patch * m->cfg.vision.patch *
-                            m->cfg.vision.patch;
-    for (int i = 0; !rc && i < n_images; i++) {
+    if (!(out->pos = malloc((size_t)m->family->n_pos_axes * n * sizeof *out->pos)))
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    int rc = 0;
+    for (int i = 0; !rc && i < n_images; i++)
         if (modes_image_tokens(m, &images[i]) < 0)
             rc = modes_fail(err, MODES_E_INPUT, "image %d: grid (%d, %d, %d) does not fit the model (merge size %d)", i,
                             images[i].grid_t, images[i].grid_h, images[i].grid_w, m->cfg.vision.merge);
-        else {
-            grids[i] = (vit_grid){images[i].grid_t, images[i].grid_h, images[i].grid_w};
-            total += (size_t)grids[i].t * grids[i].h * grids[i].w;
-        }
-    }
-    if (!rc) rc = image_positions(c, ids, n, images, n_images, out->pos, err);
-    /* The tower takes one packed sequence: images one after another. */
-    if (!rc && !(pixels = malloc(total * row * sizeof *pixels))) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    for (int i = 0, at = 0; !rc && i < n_images; i++) {
-        const size_t rows = (size_t)grids[i].t * grids[i].h * grids[i].w;
-        memcpy(pixels + (size_t)at * row, images[i].pixels, rows * row * sizeof *pixels);
-        at += (int)rows;
-    }
-    if (!rc) rc = qwen3_vit_forward(&m->vit, pixels, grids, n_images, c->pool, c->tap, c->tap_user, &out->vo, err);
-    free(pixels);
-    free(grids);
+    if (!rc) rc = positions(c, ids, n, images, n_images, out->pos, err);
+    if (!rc && n_images) rc = m->family->encode_images(c, images, n_images, &out->vo, err);
     if (rc) prepared_free(out);
     return rc;
 }
 
+static void batch_of(const prepared_input *in, model_batch *b) {
+    *b = (model_batch){.ids = in->ids, .n = in->n, .pos = in->pos, .vision = in->vo.embeds, .n_vision = in->vo.n_tokens,
+                       .n_deepstack = in->vo.n_deepstack, .deepstack = in->vo.deepstack};
+}
+
 int model_run_prepared(modes_ctx *c, const prepared_input *in, int start_layer, const float *start_x, float **capture,
                        float *logits, int n_logits, modes_error *err) {
-    text_batch b = {.ids = in->ids, .n = in->n, .pos = in->pos, .vision = in->vo.embeds, .n_vision = in->vo.n_tokens,
-                    .n_deepstack = in->vo.n_deepstack, .deepstack = in->vo.deepstack, .start_layer = start_layer,
-                    .start_x = start_x, .capture = capture};
+    model_batch b;
+    batch_of(in, &b);
+    b.start_layer = start_layer;
+    b.start_x = start_x;
+    b.capture = capture;
     return run_batch(c, &b, logits, n_logits, err);
+}
+
+/* Text alone needs no preparation that outlives the pass: its positions go to a buffer the context
+ * keeps, so a decoded token allocates nothing. */
+static int eval_text(modes_ctx *c, const int32_t *ids, int n, float *logits, int n_logits, modes_error *err) {
+    const size_t need = (size_t)c->model->family->n_pos_axes * n;
+    if (need > c->pos_cap) {
+        int32_t *p = realloc(c->pos_buf, need * sizeof *p);
+        if (!p) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        c->pos_buf = p;
+        c->pos_cap = need;
+    }
+    int rc = positions(c, ids, n, NULL, 0, c->pos_buf, err);
+    prepared_input in = {.ids = ids, .n = n, .pos = c->pos_buf};
+    model_batch b;
+    batch_of(&in, &b);
+    return rc ? rc : run_batch(c, &b, logits, n_logits, err);
 }
 
 int modes_eval_images(modes_ctx *c, const int32_t *ids, int n, const modes_image *images, int n_images, float *logits,
@@ -417,6 +425,8 @@ int modes_eval_images(modes_ctx *c, const int32_t *ids, int n, const modes_image
         if (!images[i].pixels) return modes_fail(err, MODES_E_INPUT, "%s: images[%d].pixels is NULL", __func__, i);
     int rc = check_ids(c, ids, n, n_logits, err);
     if (rc) return rc;
+    if (!n_images && !(c->model->has_vision && count_image_tokens(c->model, ids, n)))
+        return eval_text(c, ids, n, logits, n_logits, err);
     prepared_input in;
     if ((rc = model_prepare(c, ids, n, images, n_images, &in, err))) return rc;
     rc = model_run_prepared(c, &in, 0, NULL, NULL, logits, n_logits, err);

@@ -5,34 +5,27 @@
 #include "core/pool.h"
 #include "io/config.h"
 #include "io/safetensors.h"
+#include "core/arena.h"
 #include "models/moe.h"
 #include "modes.h"
 #include "skip/policy.h"
 #include "skip/stats.h"
 #include "tensor/tensor.h"
 #include "vision/preprocess.h"
-#include "vision/qwen3_vl_vit.h"
+#include "vision/qwen3_vl_vit.h" /* vit_output */
 
-typedef struct {
-    float *attn_norm, *ffn_norm, *q_norm, *k_norm; /* fp32 copies, owned */
-    wmat q, k, v, o;
-    int is_moe;
-    moe_layer moe;              /* when is_moe */
-    expert_w mlp;               /* dense SwiGLU MLP otherwise */
-} text_layer;
+typedef struct model_family model_family; /* family.h */
 
 struct modes_model {
+    const model_family *family;
+    void *impl;                 /* the family's weights and state, freed by its free_impl */
     model_config cfg;
     char *dir;
     st_archive *weights;
     modes_tokenizer *tok;
-    wmat embed, lm_head;
-    float *final_norm;
-    text_layer *layers;
-    int n_moe_layers;
+    int n_layers, n_moe_layers;
     int *moe_index;             /* [n_layers]: the layer's index among MoE layers, -1 for dense */
     int has_vision;
-    qwen3_vit vit;
     preproc_config preproc;     /* preprocessor_config.json, or the Qwen3-VL defaults */
     uint8_t *token_class;       /* [vocab] MODES_TOKEN_* */
     int32_t placeholders[8];    /* image/video pads and vision markers: input only, never sampled */
@@ -46,14 +39,20 @@ struct modes_model {
 struct modes_ctx {
     const modes_model *model;
     int n_ctx, n_past;
+    int next_pos;               /* the position the next text token takes: M-RoPE moves it past an
+                                   image by less than the image's tokens (docs/qwen3-vl-moe.md section 6) */
     modes_pool *pool;           /* the context's threads (docs/design.md section 4) */
-    int rope_delta;             /* M-RoPE: decode position = cache index + delta (docs/qwen3-vl-moe.md section 6) */
-    float *k_cache, *v_cache;   /* [layers][n_ctx][kv_heads * head_dim] */
+    arena scratch;              /* the forward pass's memory, reset before each pass */
+    float *k_cache, *v_cache;   /* [layers][n_ctx][k or v width] */
+    int k_width, v_width;
     modes_tap_fn tap;
     void *tap_user;
+    const moe_observer *observer; /* calibration's view of the routing */
     const modes_policy *policy;
     modes_stats stats;
     modes_stop_reason stop;     /* of the last generation */
+    int32_t *pos_buf;           /* positions of a text-only pass (a decoded token) */
+    size_t pos_cap;
 };
 
 /* What one sequence leaves in a context: its KV cache, position and counts. A context can advance
@@ -61,7 +60,7 @@ struct modes_ctx {
  * cache or a second pool of threads: the bench decodes every policy one step at a time. */
 typedef struct {
     float *k_cache, *v_cache;
-    int n_past, rope_delta;
+    int n_past, next_pos;
     modes_stats stats;
 } ctx_sequence;
 /* An empty sequence sized for c (its n_ctx); free with ctx_sequence_free (which accepts zeroes). */
@@ -70,12 +69,12 @@ int ctx_sequence_new(const modes_ctx *c, ctx_sequence *s, modes_error *err);
 void ctx_sequence_swap(modes_ctx *c, ctx_sequence *s);
 void ctx_sequence_free(ctx_sequence *s);
 
-/* One step of the text decoder. Rows whose id is the image token take the vision features in order;
+/* One step of the text model. Rows whose id is the image token take the vision features in order;
  * deepstack[j] is added to those rows after layer j (docs/qwen3-vl-moe.md sections 5, 7.3). */
 typedef struct {
     const int32_t *ids;
     int n;
-    const int32_t *pos;            /* [3][n] M-RoPE (t, h, w) positions */
+    const int32_t *pos;            /* [n_pos_axes][n] positions (model_family) */
     const float *vision;           /* [n_vision][hidden] or NULL */
     int n_vision, n_deepstack;
     float *const *deepstack;       /* n_deepstack arrays of [n_vision][hidden] */
@@ -84,10 +83,22 @@ typedef struct {
     int start_layer;
     const float *start_x;          /* [n][hidden] when start_layer > 0 */
     float **capture;               /* when set: capture[l] receives layer l's input, [n][hidden] */
-} text_batch;
+} model_batch;
 
-/* Writes logits for the last n_logits tokens. Defined by the model family (qwen3_vl_moe.c). */
-int qwen3vl_text_forward(modes_ctx *c, const text_batch *b, float *logits, int n_logits, modes_error *err);
+/* What the bench's cost model needs to know of a model (docs/design.md section 5). */
+typedef struct {
+    double fixed_bytes, fixed_params; /* weights every token reads whatever the policy: attention,
+                                         routers, dense MLPs, the output head */
+    double head_params;               /* of those, the output head's: run for one token per pass */
+    double kv_bytes_per_token;        /* cache bytes one decoded token reads per cached token */
+    double attn_macs_per_pair;        /* multiply-adds per causal (query, key) pair, all layers */
+    double expert_macs_per_row;       /* multiply-adds of one routed expert on one token */
+} model_costs;
+void model_costs_of(const modes_model *m, model_costs *out);
+
+/* Sets the model's layer map: n_layers, and which are MoE layers (is_moe[l]). */
+int model_set_layers(modes_model *m, int n_layers, const uint8_t *is_moe, modes_error *err);
+
 /* An input made ready once (positions, vision features) and run as often as needed: calibration and
  * the threshold search evaluate the same examples under many policies. ids are not copied. */
 typedef struct {
@@ -114,9 +125,6 @@ int prompt_prepare(modes_ctx *c, const modes_prompt *p, prepared_input *out, mod
  * model's cfg, weights and tok may be read; it must not be run. Free with modes_model_free. */
 int model_check(const char *dir, modes_model **out, modes_error *err);
 
-/* Binds and validates every tensor of the checkpoint against the config. */
-int qwen3vl_bind_weights(modes_model *m, modes_error *err);
-
 /* Weight binding (weights.c). Names are full checkpoint tensor names; shapes are what the config
  * implies; a mismatch fails with a message naming the folder and the tensor. */
 modes_dtype weight_dtype(const st_tensor *t);
@@ -126,9 +134,9 @@ int tensor_data(modes_model *m, const st_tensor *t, const void **data, modes_err
 int bind_matrix(modes_model *m, const char *name, int rows, int cols, wmat *w, modes_error *err);
 int bind_vector(modes_model *m, const char *name, int n, float **out, modes_error *err);   /* owned fp32 copy */
 
-/* A model of a released architecture with random bf16 weights in memory (synthetic.c): name
- * "qwen3-vl-30b-a3b". Expert weights come from as many distinct layer blocks as expert_budget bytes
- * hold (*n_blocks), shared round-robin by the layers. */
+/* A model of a released architecture with random bf16 weights in memory (family.c asks each family):
+ * name "qwen3-vl-30b-a3b". Expert weights come from as many distinct layer blocks as expert_budget
+ * bytes hold (*n_blocks), shared round-robin by the layers. */
 int model_synthetic(const char *name, int layers, size_t expert_budget, uint64_t seed, modes_model **out, int *n_blocks,
                     modes_error *err);
 

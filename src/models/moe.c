@@ -8,33 +8,59 @@
 
 #include "core/error.h"
 #include "core/pool.h"
+#include "skip/stats.h"
+
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* The value experts are chosen by: the logit itself for softmax (monotone, so the choice equals the
+ * reference's on its probabilities, ties included), the sigmoid score plus the bias otherwise. */
+static float choice_value(const moe_router *r, const float *logit, int e) {
+    if (r->scoring == MOE_SCORE_SOFTMAX && !r->bias) return logit[e];
+    const float s = r->scoring == MOE_SCORE_SIGMOID ? sigmoid(logit[e]) : logit[e];
+    return r->bias ? s + r->bias[e] : s;
+}
+
+/* The k best experts in descending order, lower index first on ties; K is small (8), so selection
+ * beats a sort. */
+static void select_topk(const moe_router *r, const float *logit, int E, int K, int32_t *idx) {
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        float bv = 0;
+        for (int e = 0; e < E; e++) {
+            int taken = 0;
+            for (int j = 0; j < k; j++) taken |= idx[j] == e;
+            const float v = taken ? 0 : choice_value(r, logit, e);
+            if (!taken && (best < 0 || v > bv)) best = e, bv = v;
+        }
+        idx[k] = best;
+    }
+}
 
 void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t *topk_idx, float *topk_w,
                modes_pool *pool) {
     const int E = m->n_experts, K = m->top_k;
+    const moe_router *r = &m->rule;
     matmul_mt(pool, logits, x, n, &m->router, NULL);
     for (int i = 0; i < n; i++) {
-        float *p = logits + (size_t)i * E; /* softmax in place on a copy-free pass: keep the logits */
+        const float *p = logits + (size_t)i * E; /* kept as they are: the taps show the logits */
         int32_t *idx = topk_idx + (size_t)i * K;
         float *w = topk_w + (size_t)i * K;
+        select_topk(r, p, E, K, idx);
         float mx = p[0];
-        for (int e = 1; e < E; e++) mx = p[e] > mx ? p[e] : mx;
         double z = 0;
-        for (int e = 0; e < E; e++) z += exp((double)p[e] - mx);
+        if (r->scoring == MOE_SCORE_SOFTMAX) {
+            for (int e = 1; e < E; e++) mx = p[e] > mx ? p[e] : mx;
+            for (int e = 0; e < E; e++) z += exp((double)p[e] - mx);
+        }
         double sum = 0;
-        for (int k = 0; k < K; k++) { /* K is small (8): selection beats a sort */
-            int best = -1;
-            for (int e = 0; e < E; e++) {
-                int taken = 0;
-                for (int j = 0; j < k; j++) taken |= idx[j] == e;
-                if (!taken && (best < 0 || p[e] > p[best])) best = e;
-            }
-            idx[k] = best;
-            /* fp32 softmax probability, docs/qwen3-vl-moe.md section 7.4 */
-            w[k] = (float)(exp((double)p[best] - mx) / z);
+        for (int k = 0; k < K; k++) { /* fp32 probabilities, docs/qwen3-vl-moe.md section 7.4 */
+            w[k] = r->scoring == MOE_SCORE_SOFTMAX ? (float)(exp((double)p[idx[k]] - mx) / z) : sigmoid(p[idx[k]]);
             sum += w[k];
         }
-        for (int k = 0; k < K; k++) w[k] = (float)(w[k] / sum);
+        for (int k = 0; k < K; k++) {
+            if (r->norm_topk) w[k] = (float)(w[k] / sum);
+            if (r->routed_scale != 1.0f) w[k] *= r->routed_scale;
+        }
     }
 }
 
@@ -98,27 +124,19 @@ static void expert_task(void *arg, int task, int n_tasks) {
     (void)n_tasks;
 }
 
-static void dispatch_free(dispatch *d) {
-    free(d->active);
-    free(d->start);
-    free(d->xs);
-    free(d->g);
-    free(d->u);
-    free(d->ys);
-    free(d->ready);
-}
-
 int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_idx, const float *topk_w,
-                 float *out, moe_counters *counters, modes_pool *pool, modes_error *err) {
+                 float *out, moe_counters *counters, modes_pool *pool, arena *scratch, modes_error *err) {
     const int E = m->n_experts, K = m->top_k, H = m->hidden, I = m->inter;
+    const size_t mark = arena_mark(scratch);
     memset(out, 0, (size_t)n * H * sizeof *out);
     /* Counting sort of kept (token, slot) pairs by expert; skipped slots never get here. */
-    int *count = calloc((size_t)E + 1, sizeof *count), *pairs = malloc((size_t)n * K * sizeof *pairs);
+    int *count = arena_array(scratch, (size_t)E + 1, sizeof *count), *pairs = arena_array(scratch, (size_t)n * K, sizeof *pairs);
     dispatch d = {.m = m};
-    d.active = malloc((size_t)E * sizeof *d.active);
-    d.start = malloc(((size_t)E + 1) * sizeof *d.start);
+    d.active = arena_array(scratch, (size_t)E, sizeof *d.active);
+    d.start = arena_array(scratch, (size_t)E + 1, sizeof *d.start);
     int rc = count && pairs && d.active && d.start ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
     int kept = 0;
+    if (!rc) memset(count, 0, ((size_t)E + 1) * sizeof *count);
     for (int s = 0; !rc && s < n * K; s++)
         if (topk_idx[s] != MOE_SKIPPED) count[topk_idx[s]]++, kept++;
     for (int e = 0; !rc && e < E; e++)
@@ -136,11 +154,11 @@ int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_
         d.rows_h = chunk_rows(H, (double)wmat_row_bytes(&w0->down), streamed, threads);
         d.chunks_i = (I + d.rows_i - 1) / d.rows_i;
         d.chunks_h = (H + d.rows_h - 1) / d.rows_h;
-        d.xs = malloc((size_t)kept * H * sizeof *d.xs);
-        d.ys = malloc((size_t)kept * H * sizeof *d.ys);
-        d.g = malloc((size_t)kept * I * sizeof *d.g);
-        d.u = malloc((size_t)kept * I * sizeof *d.u);
-        d.ready = calloc((size_t)d.n_active, sizeof *d.ready);
+        d.xs = arena_array(scratch, (size_t)kept * H, sizeof *d.xs);
+        d.ys = arena_array(scratch, (size_t)kept * H, sizeof *d.ys);
+        d.g = arena_array(scratch, (size_t)kept * I, sizeof *d.g);
+        d.u = arena_array(scratch, (size_t)kept * I, sizeof *d.u);
+        d.ready = arena_array(scratch, (size_t)d.n_active, sizeof *d.ready);
         if (!d.xs || !d.ys || !d.g || !d.u || !d.ready) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory in the MoE block");
         for (int a = 0; !rc && a < d.n_active; a++) atomic_init(&d.ready[a], 0);
     }
@@ -168,8 +186,76 @@ int moe_dispatch(const moe_layer *m, const float *x, int n, const int32_t *topk_
             }
         }
     }
-    free(count);
-    free(pairs);
-    dispatch_free(&d);
+    arena_release(scratch, mark);
+    return rc;
+}
+
+int mlp_forward(const expert_w *w, const float *x, int n, float *out, modes_pool *pool, arena *scratch,
+                modes_error *err) {
+    const int I = w->gate.rows;
+    const size_t mark = arena_mark(scratch);
+    float *g = arena_array(scratch, (size_t)n * I, sizeof *g), *u = arena_array(scratch, (size_t)n * I, sizeof *u);
+    if (!g || !u) {
+        arena_release(scratch, mark);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory for an MLP of %d tokens", n);
+    }
+    const matmul_job gate_up[2] = {{g, x, n, &w->gate, NULL}, {u, x, n, &w->up, NULL}};
+    matmul_batch_mt(pool, gate_up, 2);
+    silu_mul(g, g, u, n * I);
+    matmul_mt(pool, out, g, n, &w->down, NULL);
+    arena_release(scratch, mark);
+    return 0;
+}
+
+/* Shows one of the block's intermediates to the family's tap. */
+static void moe_tap(const moe_env *env, const char *what, int is_int, const void *data, int rows, int cols) {
+    if (env->tap) env->tap(env->tap_user, what, is_int, data, rows, cols);
+}
+
+/* Adds the shared experts' outputs to out: every token, every shared expert, never skipped. */
+static int add_shared_experts(const moe_layer *m, const moe_env *env, const float *x, int n, float *out,
+                              modes_error *err) {
+    const size_t mark = arena_mark(env->scratch), total = (size_t)n * m->hidden;
+    float *y = m->n_shared ? arena_array(env->scratch, total, sizeof *y) : NULL;
+    int rc = m->n_shared && !y ? modes_fail(err, MODES_E_INTERNAL, "out of memory for the shared experts") : 0;
+    for (int s = 0; !rc && s < m->n_shared; s++) {
+        rc = mlp_forward(&m->shared[s], x, n, y, env->pool, env->scratch, err);
+        for (size_t i = 0; !rc && i < total; i++) out[i] += y[i];
+    }
+    arena_release(env->scratch, mark);
+    return rc;
+}
+
+int moe_forward(const moe_layer *m, const moe_env *env, const float *x, int n, float *out, modes_error *err) {
+    const int E = m->n_experts, K = m->top_k, H = m->hidden;
+    const size_t mark = arena_mark(env->scratch);
+    float *logits = arena_array(env->scratch, (size_t)n * E, sizeof *logits);
+    float *w = arena_array(env->scratch, (size_t)n * K, sizeof *w);
+    int32_t *idx = arena_array(env->scratch, (size_t)n * K, sizeof *idx);
+    if (!logits || !w || !idx) {
+        arena_release(env->scratch, mark);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory routing %d tokens", n);
+    }
+    moe_route(m, x, n, logits, idx, w, env->pool);
+    moe_tap(env, "router_logits", 0, logits, n, E);
+    moe_tap(env, "router_topk_idx", 1, idx, n, K);
+    moe_tap(env, "router_topk_weights", 0, w, n, K);
+    if (env->observer) env->observer->routed(env->observer->user, env->layer, env->cls, n, K, idx, w);
+    /* The skip decision sits between routing and dispatch (docs/modes-method.md section 3). */
+    skip_decide(env->policy, env->layer, K, env->cls, n, idx, w);
+    if (env->policy) moe_tap(env, "kept_idx", 1, idx, n, K);
+    moe_counters mc = {0};
+    int rc = moe_dispatch(m, x, n, idx, w, out, &mc, env->pool, env->scratch, err);
+    if (!rc) rc = add_shared_experts(m, env, x, n, out, err);
+    for (int i = 0; !rc && i < n; i++)
+        if (skip_removes_to_identity(env->policy, env->layer, env->cls[i]))
+            for (int d = 0; d < H; d++) out[(size_t)i * H + d] += x[(size_t)i * H + d];
+    if (!rc && env->stats) {
+        skip_stats_add(env->stats, env->layer, n == 1, env->cls, n, K, idx);
+        env->stats->expert_rows += mc.rows;
+        env->stats->expert_bytes += mc.bytes;
+        env->stats->expert_activations += mc.activations;
+    }
+    arena_release(env->scratch, mark);
     return rc;
 }

@@ -1,5 +1,5 @@
-/* A model with the real dimensions of a released checkpoint and random bf16 weights made in
- * memory, for `modes bench --synthetic` (docs/design.md section 5): speed does not depend on the values.
+/* A decoder with the real dimensions of a released checkpoint (its family gives the config) and
+ * random bf16 weights made in memory, for `modes bench --synthetic` (docs/design.md section 5): speed does not depend on the values.
  *
  * The experts of Qwen3-VL-30B-A3B alone are 58 GB, more than such machines have, so the expert
  * weights are a pool of distinct layer blocks sized to a memory budget, and layer l uses block
@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "core/mem.h"
-#include "models/model.h"
+#include "models/decoder.h"
 
 typedef struct {
     uint64_t s;
@@ -55,26 +55,7 @@ static int make_matrix(modes_model *m, int rows, int cols, rng64 *r, wmat *w, mo
     return 0;
 }
 
-static void qwen3_vl_30b_a3b(model_config *c, int layers) {
-    memset(c, 0, sizeof *c);
-    snprintf(c->model_type, sizeof c->model_type, "qwen3_vl_moe");
-    text_config *t = &c->text;
-    *t = (text_config){.hidden = 2048, .n_layers = layers, .n_heads = 32, .n_kv_heads = 4, .head_dim = 128,
-                       .vocab = 151936, .intermediate = 6144, .moe_intermediate = 768, .n_experts = 128, .top_k = 8,
-                       .decoder_sparse_step = 1, .norm_topk_prob = 1, .rms_eps = 1e-6f, .rope_theta = 5e6,
-                       .mrope_section = {24, 20, 20}, .max_position = 262144};
-    for (int l = 0; l < layers; l++) t->is_moe[l] = 1;
-    c->image_token_id = 151655;
-    c->video_token_id = 151656;
-    c->vision_start_id = 151652;
-    c->vision_end_id = 151653;
-    c->bos_id = 151643;
-    c->n_eos = 2;
-    c->eos[0] = 151645;
-    c->eos[1] = 151643;
-}
-
-static int make_layers(modes_model *m, size_t expert_budget, rng64 *r, int *n_blocks, modes_error *err) {
+static int make_layers(modes_model *m, decoder *d, size_t expert_budget, rng64 *r, int *n_blocks, modes_error *err) {
     const text_config *c = &m->cfg.text;
     const int H = c->hidden, hd = c->head_dim, E = c->n_experts, I = c->moe_intermediate;
     const size_t block = (size_t)E * 3 * I * H * 2; /* bytes of one layer's experts */
@@ -94,7 +75,7 @@ static int make_layers(modes_model *m, size_t expert_budget, rng64 *r, int *n_bl
         }
     }
     for (int l = 0; l < c->n_layers; l++) {
-        text_layer *L = &m->layers[l];
+        decoder_layer *L = &d->layers[l];
         int rc;
         if (!(L->attn_norm = ones(m, H, err)) || !(L->ffn_norm = ones(m, H, err)) || !(L->q_norm = ones(m, hd, err)) ||
             !(L->k_norm = ones(m, hd, err)))
@@ -105,46 +86,24 @@ static int make_layers(modes_model *m, size_t expert_budget, rng64 *r, int *n_bl
             (rc = make_matrix(m, H, c->n_heads * hd, r, &L->o, err)))
             return rc;
         L->is_moe = 1;
-        L->moe = (moe_layer){.n_experts = E, .top_k = c->top_k, .hidden = H, .inter = I, .experts = blocks[l % nb]};
+        L->moe = (moe_layer){.n_experts = E, .top_k = c->top_k, .hidden = H, .inter = I, .experts = blocks[l % nb],
+                             .rule = {.scoring = MOE_SCORE_SOFTMAX, .norm_topk = c->norm_topk_prob, .routed_scale = 1.0f}};
         if ((rc = make_matrix(m, E, H, r, &L->moe.router, err))) return rc;
     }
     return 0;
 }
 
-int model_synthetic(const char *name, int layers, size_t expert_budget, uint64_t seed, modes_model **out, int *n_blocks,
-                    modes_error *err) {
-    *out = NULL;
-    if (strcmp(name, "qwen3-vl-30b-a3b"))
-        return modes_fail(err, MODES_E_INPUT, "synthetic model '%s': unknown model (known: qwen3-vl-30b-a3b)", name);
-    if (layers < 1 || layers > 48) return modes_fail(err, MODES_E_INPUT, "synthetic model: %d layers, must be between 1 and 48", layers);
-    modes_model *m = calloc(1, sizeof *m);
-    if (!m || !(m->dir = strdup("synthetic:qwen3-vl-30b-a3b"))) {
-        free(m);
-        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    }
-    qwen3_vl_30b_a3b(&m->cfg, layers);
+int decoder_random(modes_model *m, decoder *d, size_t expert_budget, uint64_t seed, int *n_blocks, modes_error *err) {
     const text_config *c = &m->cfg.text;
+    d->cfg = c;
     rng64 r = {seed * 2654435761u + 1};
-    int rc = 0;
-    m->layers = calloc((size_t)layers, sizeof *m->layers);
-    m->moe_index = malloc((size_t)layers * sizeof *m->moe_index);
-    m->token_class = calloc((size_t)c->vocab, 1);
-    if (!m->layers || !m->moe_index || !m->token_class) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    for (int l = 0; !rc && l < layers; l++) m->moe_index[l] = l;
-    m->n_moe_layers = layers;
-    if (!rc) {
-        m->token_class[m->cfg.image_token_id] = MODES_TOKEN_VISION;
-        for (int id = 151643; id <= 151654; id++) m->token_class[id] = MODES_TOKEN_SPECIAL;
-        model_find_placeholders(m);
-        rc = make_matrix(m, c->vocab, c->hidden, &r, &m->embed, err);
-    }
-    if (!rc) rc = make_matrix(m, c->vocab, c->hidden, &r, &m->lm_head, err);
-    if (!rc && !(m->final_norm = ones(m, c->hidden, err))) rc = MODES_E_INTERNAL;
-    if (!rc) rc = make_layers(m, expert_budget, &r, n_blocks, err);
-    if (rc) {
-        modes_model_free(m);
-        return rc;
-    }
-    *out = m;
-    return 0;
+    uint8_t all_moe[CFG_MAX_LAYERS];
+    memset(all_moe, 1, sizeof all_moe);
+    int rc = model_set_layers(m, c->n_layers, all_moe, err);
+    if (!rc && !(d->layers = calloc((size_t)c->n_layers, sizeof *d->layers))) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    if (!rc) rc = make_matrix(m, c->vocab, c->hidden, &r, &d->embed, err);
+    if (!rc) rc = make_matrix(m, c->vocab, c->hidden, &r, &d->lm_head, err);
+    if (!rc && !(d->final_norm = ones(m, c->hidden, err))) rc = MODES_E_INTERNAL;
+    if (!rc) rc = make_layers(m, d, expert_budget, &r, n_blocks, err);
+    return rc;
 }

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "models/moe.h"
 
 static const char *NAMES[] = {"none", "modes", "threshold", "gmlg-threshold", "dmt", "topk", "naee", "remove-layer"};
 
@@ -102,6 +101,11 @@ static int decide_token(const modes_policy *p, int layer, int k, int m, int32_t 
     default: break;
     }
     return skipped;
+}
+
+int skip_removes_to_identity(const modes_policy *p, int layer, int cls) {
+    return p && p->method == SKIP_REMOVE_LAYER && p->remove_identity && p->remove_layer == layer &&
+           (cls == p->remove_class || (p->remove_class < 0 && cls != MODES_TOKEN_SPECIAL));
 }
 
 /* Simulation keeps the expert but gives it no weight: the reference a real skip must equal. */

@@ -12,6 +12,8 @@
 
 #include "modes.h"
 
+#define MOE_SKIPPED (-1) /* the sentinel a policy writes into a skipped slot's expert index */
+
 typedef enum {
     SKIP_NONE,
     SKIP_MODES,          /* DMT + GMLG: s = alpha~(l, m) * pi, tau per modality */
@@ -41,6 +43,11 @@ struct modes_policy {
 /* Marks skipped slots of n tokens at MoE layer `layer`. idx/w are [n][k] in descending weight order
  * (moe_route's output); cls[i] is the token's class. Returns the number of slots skipped. */
 int skip_decide(const modes_policy *p, int layer, int k, const uint8_t *cls, int n, int32_t *idx, float *w);
+
+/* Whether token class cls gets its routed output replaced by the identity at MoE layer `layer`:
+ * the authors' layer removal for calibration (docs/modes-method.md section 2), where the removed
+ * layer passes its input through instead of adding nothing. */
+int skip_removes_to_identity(const modes_policy *p, int layer, int cls);
 
 /* Parses a --skip SPEC: none, topk:K (or topk:KT,KV), naee:BETA, threshold:TAU, dmt:TT,TV,
  * gmlg-threshold:TAU, modes:TT,TV (the last two need alphas: pass the policy whose alphas to use, or

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/moe.h"
+#include "skip/policy.h"
 #include "skip/stats.h"
 
 int skip_stats_init(modes_stats *s, int n_layers) {

@@ -1,14 +1,14 @@
 /* A model folder's JSON configuration (src/io/config.c, src/vision/preprocess.c). The first byte
  * picks the file the rest of the input becomes:
- *   0: config.json                       (config_load)
- *   1: generation_config.json            (config_load, beside a valid config.json)
+ *   0: config.json                       (model_config_load: every family's reader)
+ *   1: generation_config.json            (model_config_load, beside a valid config.json)
  *   2: preprocessor_config.json          (preproc_config_load, then smart_resize on a few sizes)
  * anything else: config.json, with the first byte kept (so plain JSON seeds work as they are).
  * Loaded values are checked against the documented ranges. */
 #include <math.h>
 
 #include "fuzz.h"
-#include "io/config.h"
+#include "models/family.h"
 #include "vision/preprocess.h"
 
 static const char VALID_CONFIG[] =
@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     model_config *c = malloc(sizeof *c);
     FUZZ_CHECK(c, "out of memory");
-    int rc = config_load(dir, c, &err);
+    int rc = model_config_load(dir, c, NULL, &err);
     if (rc) fuzz_check_error(rc, &err, sel == 1 ? genconfig : config);
     else check_config(c);
     free(c);
