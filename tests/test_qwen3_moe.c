@@ -216,26 +216,28 @@ static void compare_logits(const st_tensor *ref, const float *got, int T, int V,
            max_diff / (max_ref > 0 ? max_ref : 1));
 }
 
-/* Every reference text tap the model reported: router choices as sets, router weights and logits,
- * RoPE tables 1e-5 absolute, activations 1e-4 relative (the README's tolerances). */
-static void compare_taps(const st_archive *ref, const char *taps_path) {
+/* Every reference text tap (and the logits) the model reported: router choices as sets, router
+ * weights and logits and RoPE tables 1e-5 absolute, activations and logits 1e-4 relative (the README's
+ * tolerances). Returns the number compared. */
+static int compare_taps(const st_archive *ref, const char *taps_path, const char *what) {
     st_archive *got = NULL;
     modes_error err = {0};
     CHECKF(st_open(taps_path, &got, &err) == 0, "%s", err.msg);
-    if (!got) return;
+    if (!got) return 0;
     int compared = 0;
     double worst = 0;
     for (size_t i = 0; i < st_count(ref); i++) {
         const char *name = st_tensor_at(ref, i)->name;
-        if (strncmp(name, "text.", 5) || !st_find(got, name)) continue;
+        if ((strncmp(name, "text.", 5) && strcmp(name, "logits")) || !st_find(got, name)) continue;
         compared++;
         if (strstr(name, "router_topk_idx")) golden_check_topk(ref, got, name);
         else if (strstr(name, "router_") || strstr(name, "rope_")) golden_check_f32(ref, got, name, 0, 1e-5, NULL);
         else golden_check_f32(ref, got, name, 1e-4, 0, &worst);
     }
-    printf("taps: %d of the reference's text tensors reported and compared, worst relative difference %.2g\n",
+    printf("%s: %d of the reference's tensors reported and compared, worst relative difference %.2g\n", what,
            compared, worst);
     st_close(got);
+    return compared;
 }
 
 static void test_forward(const modes_model *m, const char *tmp) {
@@ -257,7 +259,7 @@ static void test_forward(const modes_model *m, const char *tmp) {
         if (!err.msg[0]) compare_logits(st_find(ref, "logits"), logits, T, V, "forward text");
         char *taps = path_join(tmp, "taps.safetensors");
         CHECKF(st_writer_save(sink.w, taps, &err) == 0, "%s", err.msg);
-        compare_taps(ref, taps);
+        compare_taps(ref, taps, "taps");
         free(taps);
     }
     st_writer_free(sink.w);
@@ -303,6 +305,62 @@ static void test_generate(const modes_model *m) {
     st_close(ref);
 }
 
+/* ---- The CLI on the same folder ---------------------------------------------------------------- */
+
+/* `modes forward`: the logits and taps it writes. */
+static void test_cli_forward(const char *dir, const char *tmp) {
+    char cmd[4096], out[1024];
+    snprintf(out, sizeof out, "%s/forward.safetensors", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' forward -m '%s' --input '%s' -o '%s'", golden_bin(), dir,
+             shared_path(REF "/text.safetensors"), out);
+    CHECKF(system(cmd) == 0, "command failed: %s", cmd);
+    st_archive *ref = NULL;
+    modes_error err = {0};
+    CHECKF(st_open(shared_path(REF "/text.safetensors"), &ref, &err) == 0, "%s", err.msg);
+    if (!ref) return;
+    st_archive *got = NULL;
+    if (st_open(out, &got, &err) == 0) CHECKF(st_find(got, "logits") != NULL, "%s: no logits", out);
+    st_close(got);
+    compare_taps(ref, out, "modes forward");
+    st_close(ref);
+}
+
+/* `modes generate`: the greedy ids it prints and the step logits it writes. */
+static void test_cli_generate(const char *dir, const char *tmp) {
+    char cmd[4096], steps[1024], line[4096];
+    snprintf(steps, sizeof steps, "%s/steps.safetensors", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' generate -m '%s' --input '%s' -n %d --step-logits '%s'", golden_bin(), dir,
+             shared_path(REF "/text.safetensors"), N_GENERATE, steps);
+    const long len = golden_read_cmd(cmd, line, sizeof line);
+    CHECKF(len >= 0, "command failed: %s", cmd);
+    if (len < 0) return;
+    json_doc *doc = NULL;
+    st_archive *ref = NULL, *mine = NULL;
+    modes_error err = {0};
+    CHECKF(json_parse(line, (size_t)len, NULL, "generate output", &doc, &err) == 0, "%s", err.msg);
+    CHECKF(st_open(shared_path(REF "/generate.safetensors"), &ref, &err) == 0, "%s", err.msg);
+    CHECKF(st_open(steps, &mine, &err) == 0, "%s", err.msg);
+    if (doc && ref && mine) {
+        const json_node *ids = json_get(json_root(doc), "ids");
+        const st_tensor *want = st_find(ref, "text.new_ids");
+        CHECKF(ids && want && ids->n == (size_t)want->numel, "modes generate: %d new ids expected", N_GENERATE);
+        for (size_t i = 0; ids && want && i < ids->n && i < (size_t)want->numel; i++)
+            CHECKF(json_at(ids, i)->u.num == (double)golden_i64(want, (int64_t)i), "modes generate: id %zu is %.0f, want %lld",
+                   i, json_at(ids, i)->u.num, (long long)golden_i64(want, (int64_t)i));
+        const st_tensor *r = st_find(ref, "text.step_logits"), *g = st_find(mine, "step_logits");
+        CHECKF(r && g && r->numel == g->numel && g->dtype == ST_F32, "%s: step_logits missing or of another size", steps);
+        if (r && g && r->numel == g->numel && g->dtype == ST_F32) {
+            double d, mx;
+            golden_diff(r, g, &d, &mx);
+            CHECKF(d <= 1e-4 * mx, "modes generate: step logits differ by %.3g (max |ref| %.3g)", d, mx);
+            printf("modes generate: %zu ids, step logits max abs diff %.3g (max |ref| %.3g)\n", ids ? ids->n : 0, d, mx);
+        }
+    }
+    st_close(mine);
+    st_close(ref);
+    json_free(doc);
+}
+
 int main(void) {
     require_shared();
     char tmp[] = "/tmp/modes-qwen3moe-XXXXXX", ref_model[1024];
@@ -323,6 +381,8 @@ int main(void) {
         CHECKF(modes_model_is_stop(m, 2), "eos 2 (generation_config.json) is not a stop id");
         test_forward(m, tmp);
         test_generate(m);
+        test_cli_forward(dir, tmp);
+        test_cli_generate(dir, tmp);
     }
     modes_model_free(m);
     free(dir);
