@@ -8,9 +8,11 @@
 #include "core/error.h"
 
 extern const model_family family_qwen3_vl_moe;
+extern const model_family family_qwen3_moe;
 
 const model_family *const model_families[] = {
     &family_qwen3_vl_moe,
+    &family_qwen3_moe,
     NULL,
 };
 
