@@ -10,7 +10,8 @@
  * the reference's logits at every position within 1e-4 (absolute, and of the largest |logit|: the
  * README's tolerance) with the same argmax, every text tap it reports that the reference also has,
  * and the greedy continuation (ids exactly, the logits that chose them within the same bound); and
- * `modes forward` and `modes generate` likewise. */
+ * `modes forward` and `modes generate` likewise. Without norm_topk_prob in config.json the logits must
+ * change (transformers' default for qwen3_moe is not to renormalise). */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <math.h>
 #include <stdint.h>
@@ -72,7 +73,7 @@ static json_doc *read_json(const char *path) {
 /* Qwen3-30B-A3B's config.json is flat: the reference's text_config is that object (it keeps
  * Qwen3-MoE's names: num_experts, mlp_only_layers, rope_theta...). The top-level tie_word_embeddings,
  * which the composite model honours, replaces the text_config's own. */
-static void write_config(const char *ref_model, const char *dir) {
+static void write_config(const char *ref_model, const char *dir, const char *drop) {
     char *src = path_join(ref_model, "config.json");
     json_doc *doc = read_json(src);
     free(src);
@@ -83,10 +84,12 @@ static void write_config(const char *ref_model, const char *dir) {
            "%s: text_config of model_type qwen3_moe expected", REF);
     strbuf sb = {0};
     sb_puts(&sb, "{\n  ");
-    for (size_t i = 0; tc && i < tc->n; i++) {
+    for (size_t i = 0, first = 1; tc && i < tc->n; i++) {
         const json_node *k = json_key_at(tc, i), *v = json_val_at(tc, i);
+        if (drop && !strcmp(k->u.str, drop)) continue;
         if (tie && !strcmp(k->u.str, "tie_word_embeddings")) v = tie;
-        if (i) sb_puts(&sb, ",\n  ");
+        if (!first) sb_puts(&sb, ",\n  ");
+        first = 0;
         sb_json_string(&sb, k->u.str, k->n);
         sb_puts(&sb, ": ");
         write_json_node(&sb, v);
@@ -150,7 +153,7 @@ static int write_weights(const char *ref_model, const char *dir, int *total) {
 }
 
 static void make_folder(const char *ref_model, const char *dir) {
-    write_config(ref_model, dir);
+    write_config(ref_model, dir, NULL);
     copy_file(ref_model, dir, "generation_config.json");
     copy_file(ref_model, dir, "tokenizer.json");
     copy_file(ref_model, dir, "tokenizer_config.json");
@@ -364,6 +367,38 @@ static void test_cli_generate(const char *dir, const char *tmp) {
     json_free(doc);
 }
 
+/* Without norm_topk_prob the family must take Qwen3MoeConfig's default (false: top-k weights not
+ * renormalised), which gives other logits: the key is read, not assumed. */
+static void test_norm_topk_default(const char *ref_model, const char *dir) {
+    write_config(ref_model, dir, "norm_topk_prob");
+    modes_model *m = NULL;
+    modes_ctx *c = NULL;
+    st_archive *ref = NULL;
+    modes_error err = {0};
+    CHECKF(modes_model_load(dir, &m, &err) == 0, "without norm_topk_prob: %s", err.msg);
+    CHECKF(st_open(shared_path(REF "/text.safetensors"), &ref, &err) == 0, "%s", err.msg);
+    if (m && ref && modes_ctx_new(m, NULL, &c, &err) == 0) {
+        int T = 0;
+        int32_t *ids = ids_of(st_find(ref, "input_ids"), &T);
+        const st_tensor *want = st_find(ref, "logits");
+        const int V = modes_model_vocab(m);
+        float *logits = malloc((size_t)(T ? T : 1) * (size_t)V * sizeof *logits);
+        if (ids && logits && want && want->numel == (int64_t)T * V && modes_eval(c, ids, T, logits, T, &err) == 0) {
+            double d = 0;
+            for (int64_t i = 0; i < want->numel; i++) d = fmax(d, fabs((double)((const float *)want->data)[i] - logits[i]));
+            CHECKF(d > 1e-2, "without norm_topk_prob the logits still match the reference (max diff %.3g)", d);
+            printf("without norm_topk_prob (default false): logits differ from the renormalised reference by %.3g\n", d);
+        } else {
+            CHECKF(0, "without norm_topk_prob: %s", err.msg[0] ? err.msg : "no logits");
+        }
+        free(logits);
+        free(ids);
+    }
+    modes_ctx_free(c);
+    modes_model_free(m);
+    st_close(ref);
+}
+
 int main(void) {
     require_shared();
     char tmp[] = "/tmp/modes-qwen3moe-XXXXXX", ref_model[1024];
@@ -388,6 +423,7 @@ int main(void) {
         test_cli_generate(dir, tmp);
     }
     modes_model_free(m);
+    test_norm_topk_default(ref_model, dir);
     free(dir);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
