@@ -84,7 +84,7 @@ static int lane_prefill(modes_ctx *c, const prepared_input *in, lane *l, int k, 
     l->pre = *modes_ctx_stats(c);
     l->pre.layer = NULL;
     modes_ctx_reset_stats(c);
-    l->next = model_sample(c->model, logits, NULL, NULL);
+    l->next = model_sample(c->model, logits, NULL, NULL, NULL);
     l->decode_total_s = 0;
     l->steps = 0;
     lane_swap(c, l, k);
@@ -104,7 +104,7 @@ static int lane_step(modes_ctx *c, const prepared_input *in, lane *l, int k, flo
     l->dec.layer = NULL;
     lane_swap(c, l, k);
     if (rc) return rc;
-    l->next = model_sample(c->model, logits, NULL, NULL);
+    l->next = model_sample(c->model, logits, NULL, NULL, NULL);
     if (sp) {
         /* probed right after the step on the same number of bytes, so that what the neighbours take
          * from the memory over seconds and minutes weighs on both sides alike */

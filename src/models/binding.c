@@ -108,8 +108,8 @@ int model_binding(const modes_model *m, policy_binding *b, modes_error *err) {
     uint8_t zero[32] = {0};
     if (memcmp(m->cfg.sha256, zero, sizeof zero)) sha256_hex(m->cfg.sha256, b->config_sha256);
     add_fields(b, &m->cfg);
-    if (!m->weights) return 0; /* a synthetic model: its shapes are its config */
-    const size_t n = st_count(m->weights);
+    if (!m->w.st) return 0; /* a synthetic model: its shapes are its config */
+    const size_t n = st_count(m->w.st);
     b->tensor = malloc((n ? n : 1) * sizeof *b->tensor);
     b->tensor_name = malloc((n ? n : 1) * sizeof *b->tensor_name);
     if (!b->tensor || !b->tensor_name) {
@@ -117,12 +117,12 @@ int model_binding(const modes_model *m, policy_binding *b, modes_error *err) {
         return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        const st_tensor *t = st_tensor_at(m->weights, i);
+        const st_tensor *t = st_tensor_at(m->w.st, i);
         b->tensor[i] = tensor_entry(t);
         b->tensor_name[i] = t->name;
     }
     b->n_tensors = n;
-    int rc = hash_weights(m->weights, b->weights, err);
+    int rc = hash_weights(m->w.st, b->weights, err);
     if (rc) policy_binding_free(b);
     return rc;
 }

@@ -15,7 +15,7 @@
 static int transpose_experts(modes_model *m, const st_tensor *t, modes_dtype dt, const void **out, modes_error *err) {
     unsigned char *dst = mem_alloc_streamed(t->nbytes);
     if (!dst) return modes_fail(err, MODES_E_INTERNAL, "out of memory transposing '%s'", t->name);
-    int rc = model_own(m, dst, err);
+    int rc = ws_own(&m->w, dst, err);
     if (!rc && (rc = dtype_transpose(dst, t->data, dt, (size_t)t->shape[0], (size_t)t->shape[1], (size_t)t->shape[2],
                                      t->name, err)))
         modes_error_prefix(err, "%s", m->dir);
@@ -30,23 +30,23 @@ static int bind_fused_experts(modes_model *m, const char *pfx, moe_layer *moe, m
     char gname[256], dname[256];
     snprintf(gname, sizeof gname, "%sexperts.gate_up_proj", pfx);
     snprintf(dname, sizeof dname, "%sexperts.down_proj", pfx);
-    const st_tensor *gu = st_find(m->weights, gname), *dn = st_find(m->weights, dname);
+    const st_tensor *gu = st_find(m->w.st, gname), *dn = st_find(m->w.st, dname);
     if (!gu || !dn) return modes_fail(err, MODES_E_INPUT, "%s: tensor '%s' is missing", m->dir, gu ? dname : gname);
     const int64_t released_gu[3] = {E, H, 2 * I}, v5_gu[3] = {E, 2 * I, H};
     const int64_t released_dn[3] = {E, I, H}, v5_dn[3] = {E, H, I};
     modes_error e1;
     const st_tensor *t;
     /* When H == 2I the shapes cannot tell; the released layout is assumed (docs/qwen3-vl-moe.md section 1). */
-    int released = find_tensor(m, gname, 3, released_gu, &t, &e1) == 0;
-    int rc = released ? 0 : find_tensor(m, gname, 3, v5_gu, &t, err);
+    int released = find_tensor(&m->w, gname, 3, released_gu, &t, &e1) == 0;
+    int rc = released ? 0 : find_tensor(&m->w, gname, 3, v5_gu, &t, err);
     if (rc) return rc;
     const st_tensor *td;
-    if ((rc = find_tensor(m, dname, 3, released ? released_dn : v5_dn, &td, err))) return rc;
+    if ((rc = find_tensor(&m->w, dname, 3, released ? released_dn : v5_dn, &td, err))) return rc;
     const modes_dtype dg = weight_dtype(t), dd = weight_dtype(td);
     const void *gdata, *ddata;
-    if (released && !m->check_only) {
+    if (released && !m->w.check_only) {
         if ((rc = transpose_experts(m, t, dg, &gdata, err)) || (rc = transpose_experts(m, td, dd, &ddata, err))) return rc;
-    } else if ((rc = tensor_data(m, t, &gdata, err)) || (rc = tensor_data(m, td, &ddata, err))) {
+    } else if ((rc = tensor_data(&m->w, t, &gdata, err)) || (rc = tensor_data(&m->w, td, &ddata, err))) {
         return rc;
     }
     const size_t gs = (size_t)2 * I * dtype_row_bytes(dg, (size_t)H), ds = (size_t)H * dtype_row_bytes(dd, (size_t)I);
@@ -66,11 +66,11 @@ static int bind_split_experts(modes_model *m, const char *pfx, moe_layer *moe, m
     for (int e = 0; e < moe->n_experts && !rc; e++) {
         expert_w *x = &moe->experts[e];
         snprintf(name, sizeof name, "%sexperts.%d.gate_proj.weight", pfx, e);
-        rc = bind_matrix(m, name, moe->inter, moe->hidden, &x->gate, err);
+        rc = bind_matrix(&m->w, name, moe->inter, moe->hidden, &x->gate, err);
         snprintf(name, sizeof name, "%sexperts.%d.up_proj.weight", pfx, e);
-        if (!rc) rc = bind_matrix(m, name, moe->inter, moe->hidden, &x->up, err);
+        if (!rc) rc = bind_matrix(&m->w, name, moe->inter, moe->hidden, &x->up, err);
         snprintf(name, sizeof name, "%sexperts.%d.down_proj.weight", pfx, e);
-        if (!rc) rc = bind_matrix(m, name, moe->hidden, moe->inter, &x->down, err);
+        if (!rc) rc = bind_matrix(&m->w, name, moe->hidden, moe->inter, &x->down, err);
     }
     return rc;
 }
@@ -82,32 +82,32 @@ static int bind_layer(modes_model *m, const char *prefix, int l, decoder_layer *
     snprintf(p, sizeof p, "%slayers.%d.", prefix, l);
 #define NAME(s) (snprintf(name, sizeof name, "%s%s", p, s), name)
     int rc;
-    if ((rc = bind_vector(m, NAME("input_layernorm.weight"), H, &L->attn_norm, err)) ||
-        (rc = bind_vector(m, NAME("post_attention_layernorm.weight"), H, &L->ffn_norm, err)) ||
-        (rc = bind_vector(m, NAME("self_attn.q_norm.weight"), hd, &L->q_norm, err)) ||
-        (rc = bind_vector(m, NAME("self_attn.k_norm.weight"), hd, &L->k_norm, err)) ||
-        (rc = bind_matrix(m, NAME("self_attn.q_proj.weight"), c->n_heads * hd, H, &L->q, err)) ||
-        (rc = bind_matrix(m, NAME("self_attn.k_proj.weight"), c->n_kv_heads * hd, H, &L->k, err)) ||
-        (rc = bind_matrix(m, NAME("self_attn.v_proj.weight"), c->n_kv_heads * hd, H, &L->v, err)) ||
-        (rc = bind_matrix(m, NAME("self_attn.o_proj.weight"), H, c->n_heads * hd, &L->o, err)))
+    if ((rc = bind_vector(&m->w, NAME("input_layernorm.weight"), H, &L->attn_norm, err)) ||
+        (rc = bind_vector(&m->w, NAME("post_attention_layernorm.weight"), H, &L->ffn_norm, err)) ||
+        (rc = bind_vector(&m->w, NAME("self_attn.q_norm.weight"), hd, &L->q_norm, err)) ||
+        (rc = bind_vector(&m->w, NAME("self_attn.k_norm.weight"), hd, &L->k_norm, err)) ||
+        (rc = bind_matrix(&m->w, NAME("self_attn.q_proj.weight"), c->n_heads * hd, H, &L->q, err)) ||
+        (rc = bind_matrix(&m->w, NAME("self_attn.k_proj.weight"), c->n_kv_heads * hd, H, &L->k, err)) ||
+        (rc = bind_matrix(&m->w, NAME("self_attn.v_proj.weight"), c->n_kv_heads * hd, H, &L->v, err)) ||
+        (rc = bind_matrix(&m->w, NAME("self_attn.o_proj.weight"), H, c->n_heads * hd, &L->o, err)))
         return rc;
     L->is_moe = c->is_moe[l];
     if (!L->is_moe) {
-        if ((rc = bind_matrix(m, NAME("mlp.gate_proj.weight"), c->intermediate, H, &L->mlp.gate, err)) ||
-            (rc = bind_matrix(m, NAME("mlp.up_proj.weight"), c->intermediate, H, &L->mlp.up, err)))
+        if ((rc = bind_matrix(&m->w, NAME("mlp.gate_proj.weight"), c->intermediate, H, &L->mlp.gate, err)) ||
+            (rc = bind_matrix(&m->w, NAME("mlp.up_proj.weight"), c->intermediate, H, &L->mlp.up, err)))
             return rc;
-        return bind_matrix(m, NAME("mlp.down_proj.weight"), H, c->intermediate, &L->mlp.down, err);
+        return bind_matrix(&m->w, NAME("mlp.down_proj.weight"), H, c->intermediate, &L->mlp.down, err);
     }
     moe_layer *moe = &L->moe;
     *moe = (moe_layer){.n_experts = c->n_experts, .top_k = c->top_k, .hidden = H, .inter = c->moe_intermediate,
                        .rule = {.scoring = MOE_SCORE_SOFTMAX, .norm_topk = c->norm_topk_prob, .routed_scale = 1.0f}};
-    if ((rc = bind_matrix(m, NAME("mlp.gate.weight"), c->n_experts, H, &moe->router, err))) return rc;
+    if ((rc = bind_matrix(&m->w, NAME("mlp.gate.weight"), c->n_experts, H, &moe->router, err))) return rc;
     moe->experts = calloc((size_t)c->n_experts, sizeof *moe->experts);
     if (!moe->experts) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    if ((rc = model_own(m, moe->experts, err))) return rc;
+    if ((rc = ws_own(&m->w, moe->experts, err))) return rc;
     snprintf(p, sizeof p, "%slayers.%d.mlp.", prefix, l);
     snprintf(name, sizeof name, "%sexperts.0.gate_proj.weight", p);
-    return st_find(m->weights, name) ? bind_split_experts(m, p, moe, err) : bind_fused_experts(m, p, moe, err);
+    return st_find(m->w.st, name) ? bind_split_experts(m, p, moe, err) : bind_fused_experts(m, p, moe, err);
 #undef NAME
 }
 
@@ -117,11 +117,11 @@ int decoder_bind(modes_model *m, const char *prefix, const char *lm_head, decode
     int rc;
     d->cfg = c;
     snprintf(name, sizeof name, "%sembed_tokens.weight", prefix);
-    if ((rc = bind_matrix(m, name, c->vocab, c->hidden, &d->embed, err))) return rc;
+    if ((rc = bind_matrix(&m->w, name, c->vocab, c->hidden, &d->embed, err))) return rc;
     snprintf(name, sizeof name, "%snorm.weight", prefix);
-    if ((rc = bind_vector(m, name, c->hidden, &d->final_norm, err))) return rc;
-    if (c->tie_embeddings && !st_find(m->weights, lm_head)) d->lm_head = d->embed;
-    else if ((rc = bind_matrix(m, lm_head, c->vocab, c->hidden, &d->lm_head, err))) return rc;
+    if ((rc = bind_vector(&m->w, name, c->hidden, &d->final_norm, err))) return rc;
+    if (c->tie_embeddings && !st_find(m->w.st, lm_head)) d->lm_head = d->embed;
+    else if ((rc = bind_matrix(&m->w, lm_head, c->vocab, c->hidden, &d->lm_head, err))) return rc;
     if ((rc = model_set_layers(m, c->n_layers, c->is_moe, err))) return rc;
     if (!(d->layers = calloc((size_t)c->n_layers, sizeof *d->layers))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     for (int l = 0; l < c->n_layers; l++)

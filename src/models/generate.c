@@ -19,7 +19,11 @@ int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const
     const modes_model *m = c->model;
     const int V = m->cfg.text.vocab;
     float *logits = malloc((size_t)V * sizeof *logits);
-    if (!logits) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    void *work = malloc(sample_work_bytes(V));
+    if (!logits || !work) {
+        free(logits), free(work);
+        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    }
     uint64_t rng = modes_rng_seed(s ? s->seed : 0);
     *n_out = 0;
     c->stop = MODES_STOP_NONE;
@@ -32,7 +36,7 @@ int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const
         int32_t next = -1;
         /* sampled before the check for room: a stop id needs no position, and says more than "full" */
         if (*n_out == max_new) stop = MODES_STOP_LENGTH;
-        else if (modes_model_is_stop(m, next = model_sample(m, logits, s, &rng))) stop = MODES_STOP_EOS;
+        else if (modes_model_is_stop(m, next = model_sample(m, logits, s, &rng, work))) stop = MODES_STOP_EOS;
         else if (c->n_past == c->n_ctx) stop = MODES_STOP_CONTEXT;
         else {
             out[(*n_out)++] = next;
@@ -43,6 +47,7 @@ int generate_prepared(modes_ctx *c, const prepared_input *in, int max_new, const
     }
     if (times) times[1] = now_s() - t0;
     free(logits);
+    free(work);
     if (!rc) c->stop = stop;
     return rc;
 }

@@ -45,9 +45,9 @@ static void gather(const modes_model *m, inspect_report *r) {
     memset(r, 0, sizeof *r);
     sha256_hex(c->sha256, r->hex);
     for (int l = 0; l < c->text.n_layers; l++) r->n_moe += c->text.is_moe[l];
-    r->n_tensors = st_count(m->weights);
+    r->n_tensors = st_count(m->w.st);
     for (size_t i = 0; i < r->n_tensors; i++) {
-        const st_tensor *t = st_tensor_at(m->weights, i);
+        const st_tensor *t = st_tensor_at(m->w.st, i);
         const int g = group_of(t->name);
         r->params[g] += (double)t->numel;
         r->bytes[g] += (double)t->nbytes;

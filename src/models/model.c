@@ -9,21 +9,6 @@
 #include "models/family.h"
 #include "text/tokenizer.h"
 
-int model_own(modes_model *m, void *p, modes_error *err) {
-    if (m->n_owned == m->cap_owned) {
-        size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
-        void **o = realloc(m->owned, cap * sizeof *o);
-        if (!o) {
-            free(p);
-            return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-        }
-        m->owned = o;
-        m->cap_owned = cap;
-    }
-    m->owned[m->n_owned++] = p;
-    return 0;
-}
-
 int model_set_layers(modes_model *m, int n_layers, const uint8_t *is_moe, modes_error *err) {
     free(m->moe_index);
     if (!(m->moe_index = malloc((size_t)n_layers * sizeof *m->moe_index))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
@@ -86,9 +71,10 @@ static int model_load(const char *dir, int check_only, modes_model **out, modes_
         free(m);
         return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     }
-    m->check_only = check_only;
+    m->w.check_only = check_only;
+    m->w.dir = m->dir;
     int rc = model_config_load(dir, &m->cfg, &m->family, err);
-    if (!rc) rc = st_open(dir, &m->weights, err);
+    if (!rc) rc = st_open(dir, &m->w.st, err);
     if (!rc) rc = m->family->bind(m, err);
     if (!rc && m->has_vision) {
         rc = preproc_config_load(dir, &m->preproc, err);
@@ -117,13 +103,11 @@ int model_check(const char *dir, modes_model **out, modes_error *err) { return m
 
 void modes_model_free(modes_model *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
-    free(m->owned);
     if (m->family && m->family->free_impl) m->family->free_impl(m);
     free(m->moe_index);
     free(m->token_class);
     tok_free(m->tok);
-    st_close(m->weights);
+    weight_src_free(&m->w);
     free(m->dir);
     free(m);
 }

@@ -5,6 +5,7 @@
 #include "core/pool.h"
 #include "io/config.h"
 #include "io/safetensors.h"
+#include "io/weights.h"
 #include "core/arena.h"
 #include "models/moe.h"
 #include "modes.h"
@@ -21,7 +22,7 @@ struct modes_model {
     void *impl;                 /* the family's weights and state, freed by its free_impl */
     model_config cfg;
     char *dir;
-    st_archive *weights;
+    weight_src w;               /* the checkpoint and the buffers made from it */
     modes_tokenizer *tok;
     int n_layers, n_moe_layers;
     int *moe_index;             /* [n_layers]: the layer's index among MoE layers, -1 for dense */
@@ -30,10 +31,6 @@ struct modes_model {
     uint8_t *token_class;       /* [vocab] MODES_TOKEN_* */
     int32_t placeholders[8];    /* image/video pads and vision markers: input only, never sampled */
     int n_placeholders;
-    void **owned;               /* buffers made at load (converted or transposed tensors) */
-    int check_only;             /* model_check: tensors validated and bound as views, nothing copied or
-                                   transposed; such a model is only read, never run */
-    size_t n_owned, cap_owned;
 };
 
 struct modes_ctx {
@@ -125,15 +122,6 @@ int prompt_prepare(modes_ctx *c, const modes_prompt *p, prepared_input *out, mod
  * model's cfg, weights and tok may be read; it must not be run. Free with modes_model_free. */
 int model_check(const char *dir, modes_model **out, modes_error *err);
 
-/* Weight binding (weights.c). Names are full checkpoint tensor names; shapes are what the config
- * implies; a mismatch fails with a message naming the folder and the tensor. */
-modes_dtype weight_dtype(const st_tensor *t);
-int find_tensor(const modes_model *m, const char *name, int ndim, const int64_t *shape, const st_tensor **out,
-                modes_error *err);
-int tensor_data(modes_model *m, const st_tensor *t, const void **data, modes_error *err); /* aligned view or copy */
-int bind_matrix(modes_model *m, const char *name, int rows, int cols, wmat *w, modes_error *err);
-int bind_vector(modes_model *m, const char *name, int n, float **out, modes_error *err);   /* owned fp32 copy */
-
 /* A model of a released architecture with random bf16 weights in memory (family.c asks each family):
  * name "qwen3-vl-30b-a3b". Expert weights come from as many distinct layer blocks as expert_budget
  * bytes hold (*n_blocks), shared round-robin by the layers. */
@@ -144,11 +132,11 @@ int model_synthetic(const char *name, int layers, size_t expert_budget, uint64_t
 void model_find_placeholders(modes_model *m);
 /* modes_sample over the ids the model may answer with: never a vision placeholder (a sampled image
  * pad would need an image) nor an embedding row past the tokenizer's ids (padding, not printable),
- * greedy included. logits holds the model's vocab and is modified. */
-int32_t model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state);
-
-/* Remembers a buffer the model frees with itself; frees p and fails when it cannot. */
-int model_own(modes_model *m, void *p, modes_error *err);
+ * greedy included. logits holds the model's vocab and is modified. work: sample_work_bytes of
+ * memory, so a decoding loop allocates once, or NULL. */
+int32_t model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state, void *work);
+/* Bytes of the work model_sample needs for vocab candidates (NULL work: it allocates its own). */
+size_t sample_work_bytes(int vocab);
 
 /* What a policy made on this model is bound to (binding.c); free with policy_binding_free. */
 int model_binding(const modes_model *m, policy_binding *b, modes_error *err);

@@ -61,7 +61,7 @@ static int bind(modes_model *m, modes_error *err) {
     if (!rc && m->cfg.vision.present) {
         m->has_vision = 1;
         q->vit.cfg = m->cfg.vision;
-        rc = qwen3_vit_bind(m, &q->vit, err);
+        rc = qwen3_vit_bind(&m->w, &q->vit, err);
     }
     return rc;
 }

@@ -34,20 +34,43 @@ typedef struct {
     int32_t id;
 } cand;
 
-static int by_prob_desc(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    return x->p < y->p ? 1 : x->p > y->p ? -1 : (x->id > y->id) - (x->id < y->id);
+/* The candidates' order: probability descending, then id ascending (a total order, so every
+ * correct sort gives the same sequence). */
+static int before(const cand *x, const cand *y) { return x->p > y->p || (x->p == y->p && x->id < y->id); }
+
+static void sift_down(cand *c, size_t root, size_t n) {
+    for (size_t child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && before(&c[child], &c[child + 1])) child++;
+        if (!before(&c[root], &c[child])) return;
+        const cand t = c[root];
+        c[root] = c[child];
+        c[child] = t;
+    }
 }
 
-int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state) {
+/* Heapsort in place: glibc's qsort allocates for arrays this large, and a decoded token must not. */
+static void sort_candidates(cand *c, size_t n) {
+    for (size_t i = n / 2; i-- > 0;) sift_down(c, i, n);
+    for (size_t end = n; end-- > 1;) {
+        const cand t = c[0];
+        c[0] = c[end];
+        c[end] = t;
+        sift_down(c, 0, end);
+    }
+}
+
+size_t sample_work_bytes(int vocab) { return (size_t)(vocab > 0 ? vocab : 1) * sizeof(cand); }
+
+/* modes_sample with the candidates in work (sample_work_bytes), or in memory of its own for NULL. */
+static int32_t sample_in(float *logits, int vocab, const modes_sampling *s, uint64_t *state, void *work) {
     if (!logits || vocab < 1) return -1;
     if (!s || s->temperature <= 0 || s->top_k == 1) return argmax(logits, vocab);
     if (!state) return -1;
-    cand *c = malloc((size_t)vocab * sizeof *c);
+    cand *c = work ? work : malloc((size_t)vocab * sizeof *c);
     if (!c) return argmax(logits, vocab); /* degrade, never fail, on a 600 KB allocation */
     const float mx = logits[argmax(logits, vocab)];
     for (int i = 0; i < vocab; i++) c[i] = (cand){expf((logits[i] - mx) / s->temperature), i};
-    qsort(c, (size_t)vocab, sizeof *c, by_prob_desc);
+    sort_candidates(c, (size_t)vocab);
     int n = s->top_k > 0 && s->top_k < vocab ? s->top_k : vocab;
     double total = 0;
     for (int i = 0; i < n; i++) total += c[i].p;
@@ -67,17 +90,21 @@ int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t
             break;
         }
     }
-    free(c);
+    if (c != work) free(c);
     return id;
 }
 
-int32_t model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state) {
+int32_t modes_sample(float *logits, int vocab, const modes_sampling *s, uint64_t *state) {
+    return sample_in(logits, vocab, s, state, NULL);
+}
+
+int32_t model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state, void *work) {
     const int V = m->cfg.text.vocab;
     const int usable = m->tok && (int)tok_vocab_size(m->tok) < V ? (int)tok_vocab_size(m->tok) : V;
     for (int i = 0; i < m->n_placeholders; i++) logits[m->placeholders[i]] = -INFINITY;
-    return modes_sample(logits, usable, s, state);
+    return sample_in(logits, usable, s, state, work);
 }
 
 int32_t modes_model_sample(const modes_model *m, float *logits, const modes_sampling *s, uint64_t *state) {
-    return m && logits ? model_sample(m, logits, s, state) : -1;
+    return m && logits ? model_sample(m, logits, s, state, NULL) : -1;
 }

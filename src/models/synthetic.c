@@ -35,7 +35,7 @@ static void *random_weights(modes_model *m, size_t n, float scale, rng64 *r, mod
             w[i + k] = f32_to_bf16(((float)((x >> (16 * k)) & 0xffff) / 65536.0f - 0.5f) * scale);
     }
     r->s = x;
-    return model_own(m, w, err) ? NULL : w;
+    return ws_own(&m->w, w, err) ? NULL : w;
 }
 
 static float *ones(modes_model *m, int n, modes_error *err) {
@@ -45,7 +45,7 @@ static float *ones(modes_model *m, int n, modes_error *err) {
         return NULL;
     }
     for (int i = 0; i < n; i++) v[i] = 1.0f;
-    return model_own(m, v, err) ? NULL : v;
+    return ws_own(&m->w, v, err) ? NULL : v;
 }
 
 static int make_matrix(modes_model *m, int rows, int cols, rng64 *r, wmat *w, modes_error *err) {
@@ -63,11 +63,11 @@ static int make_layers(modes_model *m, decoder *d, size_t expert_budget, rng64 *
     nb = nb < 1 ? 1 : nb > c->n_layers ? c->n_layers : nb;
     *n_blocks = nb;
     expert_w **blocks = calloc((size_t)nb, sizeof *blocks);
-    if (!blocks || model_own(m, blocks, err)) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    if (!blocks || ws_own(&m->w, blocks, err)) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
     for (int b = 0; b < nb; b++) {
         uint16_t *gu = random_weights(m, (size_t)E * 2 * I * H, 0.05f, r, err);
         uint16_t *dn = gu ? random_weights(m, (size_t)E * H * I, 0.05f, r, err) : NULL;
-        if (!dn || !(blocks[b] = calloc((size_t)E, sizeof **blocks)) || model_own(m, blocks[b], err)) return MODES_E_INTERNAL;
+        if (!dn || !(blocks[b] = calloc((size_t)E, sizeof **blocks)) || ws_own(&m->w, blocks[b], err)) return MODES_E_INTERNAL;
         for (int e = 0; e < E; e++) {
             const uint16_t *g = gu + (size_t)e * 2 * I * H;
             blocks[b][e] = (expert_w){{DT_BF16, g, I, H}, {DT_BF16, g + (size_t)I * H, I, H},

@@ -384,7 +384,10 @@ void matmul_batch_mt_using(const kernel_set *ks, modes_pool *pool, const matmul_
         return;
     }
     const int np = cut_pieces(jobs, n_jobs, total, threads, ks->row_block, NULL);
-    batch_piece *pieces = malloc((size_t)(np > 0 ? np : 1) * sizeof *pieces);
+    /* A decoded token's batches are a few hundred pieces at most: those stay off the heap, so the
+     * steady state of decoding allocates nothing (docs/design.md section 4). */
+    batch_piece few[512];
+    batch_piece *pieces = np <= 512 ? few : malloc((size_t)np * sizeof *pieces);
     if (!pieces) { /* out of memory: one job at a time, each split across the pool */
         for (int i = 0; i < n_jobs; i++)
             matmul_mt_using(ks, pool, jobs[i].y, jobs[i].x, jobs[i].n, jobs[i].w, jobs[i].bias);
@@ -393,7 +396,7 @@ void matmul_batch_mt_using(const kernel_set *ks, modes_pool *pool, const matmul_
     cut_pieces(jobs, n_jobs, total, threads, ks->row_block, pieces);
     batch_run b = {ks, jobs, pieces};
     pool_run(pool, batch_task, &b, np);
-    free(pieces);
+    if (pieces != few) free(pieces);
 }
 
 void matmul_batch_mt(modes_pool *pool, const matmul_job *jobs, int n_jobs) {

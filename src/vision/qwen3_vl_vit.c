@@ -13,11 +13,11 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "models/model.h"
+#include "io/weights.h"
 
 #define VIS "model.visual."
 
-static int bind_linear(modes_model *m, const char *pfx, const char *name, int rows, int cols, wmat *w, float **b,
+static int bind_linear(weight_src *m, const char *pfx, const char *name, int rows, int cols, wmat *w, float **b,
                        modes_error *err) {
     char n[256];
     snprintf(n, sizeof n, "%s%s.weight", pfx, name);
@@ -26,7 +26,7 @@ static int bind_linear(modes_model *m, const char *pfx, const char *name, int ro
     return rc ? rc : bind_vector(m, n, rows, b, err);
 }
 
-static int bind_norm(modes_model *m, const char *pfx, const char *name, int dim, float **w, float **b, modes_error *err) {
+static int bind_norm(weight_src *m, const char *pfx, const char *name, int dim, float **w, float **b, modes_error *err) {
     char n[256];
     snprintf(n, sizeof n, "%s%s.weight", pfx, name);
     int rc = bind_vector(m, n, dim, w, err);
@@ -34,7 +34,7 @@ static int bind_norm(modes_model *m, const char *pfx, const char *name, int dim,
     return rc ? rc : bind_vector(m, n, dim, b, err);
 }
 
-static int bind_merger(modes_model *m, const char *pfx, const vision_config *c, int postshuffle, vit_merger *mg,
+static int bind_merger(weight_src *m, const char *pfx, const vision_config *c, int postshuffle, vit_merger *mg,
                        modes_error *err) {
     const int wide = c->hidden * c->merge * c->merge;
     mg->postshuffle = postshuffle;
@@ -46,7 +46,7 @@ static int bind_merger(modes_model *m, const char *pfx, const vision_config *c, 
 
 /* The Conv3d weight [D, C, T, P, P] is a [D, C*T*P*P] matrix in the pixel rows' own order
  * (docs/qwen3-vl-moe.md section 3 step 6). */
-static int bind_patch_embed(modes_model *m, qwen3_vit *v, modes_error *err) {
+static int bind_patch_embed(weight_src *m, qwen3_vit *v, modes_error *err) {
     const vision_config *c = &v->cfg;
     const int64_t shape[5] = {c->hidden, c->in_channels, c->temporal_patch, c->patch, c->patch};
     const st_tensor *t;
@@ -59,7 +59,7 @@ static int bind_patch_embed(modes_model *m, qwen3_vit *v, modes_error *err) {
     return bind_vector(m, VIS "patch_embed.proj.bias", c->hidden, &v->patch_b, err);
 }
 
-int qwen3_vit_bind(modes_model *m, qwen3_vit *v, modes_error *err) {
+int qwen3_vit_bind(weight_src *m, qwen3_vit *v, modes_error *err) {
     const vision_config *c = &v->cfg;
     const int D = c->hidden;
     int rc = bind_patch_embed(m, v, err);
@@ -70,7 +70,7 @@ int qwen3_vit_bind(modes_model *m, qwen3_vit *v, modes_error *err) {
         const size_t n = (size_t)c->num_position_embeddings * D;
         if (!(v->pos_embed = malloc(n * sizeof(float)))) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
         widen(v->pos_embed, pe.data, pe.dtype, 0, n);
-        rc = model_own(m, v->pos_embed, err);
+        rc = ws_own(m, v->pos_embed, err);
     }
     if (!rc && !(v->blocks = calloc((size_t)c->depth, sizeof *v->blocks)))
         rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");

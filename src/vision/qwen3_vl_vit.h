@@ -6,10 +6,10 @@
 
 #include "core/pool.h"
 #include "io/config.h"
+#include "io/weights.h"
 #include "modes.h"
 #include "tensor/tensor.h"
 
-typedef struct modes_model modes_model;
 
 typedef struct {
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
@@ -33,7 +33,7 @@ typedef struct {
     vit_merger merger, *deepstack;
 } qwen3_vit;
 
-int qwen3_vit_bind(modes_model *m, qwen3_vit *v, modes_error *err);
+int qwen3_vit_bind(weight_src *w, qwen3_vit *v, modes_error *err);
 void qwen3_vit_free(qwen3_vit *v);
 
 typedef struct {

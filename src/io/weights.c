@@ -1,12 +1,13 @@
-/* Binding checkpoint tensors to the model's weight views, validating name, dtype and shape against
- * what the config implies (docs/design.md section 4: validate everything before any compute). */
+/* Binding checkpoint tensors to weight views, validating name, dtype and shape against what the
+ * config implies (docs/design.md section 4: validate everything before any compute). */
+#include "io/weights.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/mem.h"
-#include "models/model.h"
 
 /* The checkpoint dtypes that are weight types, each mapped explicitly: any other is refused. */
 static const struct {
@@ -29,10 +30,32 @@ static int shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     return 0;
 }
 
+int ws_own(weight_src *w, void *p, modes_error *err) {
+    if (w->n_owned == w->cap_owned) {
+        const size_t cap = w->cap_owned ? 2 * w->cap_owned : 64;
+        void **o = realloc(w->owned, cap * sizeof *o);
+        if (!o) {
+            free(p);
+            return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        }
+        w->owned = o;
+        w->cap_owned = cap;
+    }
+    w->owned[w->n_owned++] = p;
+    return 0;
+}
+
+void weight_src_free(weight_src *w) {
+    for (size_t i = 0; i < w->n_owned; i++) free(w->owned[i]);
+    free(w->owned);
+    st_close(w->st);
+    memset(w, 0, sizeof *w);
+}
+
 /* Finds a float tensor and checks its shape against what the config implies. */
-int find_tensor(const modes_model *m, const char *name, int ndim, const int64_t *shape, const st_tensor **out,
+int find_tensor(const weight_src *m, const char *name, int ndim, const int64_t *shape, const st_tensor **out,
                        modes_error *err) {
-    const st_tensor *t = st_find(m->weights, name);
+    const st_tensor *t = st_find(m->st, name);
     if (!t) return modes_fail(err, MODES_E_INPUT, "%s: tensor '%s' is missing", m->dir, name);
     const modes_dtype dt = weight_dtype(t);
     if (!dtype_traits(dt))
@@ -57,7 +80,7 @@ int find_tensor(const modes_model *m, const char *name, int ndim, const int64_t 
 
 /* A view into the mapping when the data is aligned for its dtype (or the model is only checked), else an
  * owned copy. */
-int tensor_data(modes_model *m, const st_tensor *t, const void **data, modes_error *err) {
+int tensor_data(weight_src *m, const st_tensor *t, const void **data, modes_error *err) {
     const weight_type *wt = dtype_traits(weight_dtype(t));
     if (!wt) return modes_fail(err, MODES_E_INPUT, "%s: tensor '%s' has dtype %s, not a weight type", m->dir, t->name,
                                st_dtype_name(t->dtype));
@@ -69,10 +92,10 @@ int tensor_data(modes_model *m, const st_tensor *t, const void **data, modes_err
     if (!copy) return modes_fail(err, MODES_E_INTERNAL, "out of memory copying '%s'", t->name);
     memcpy(copy, t->data, t->nbytes);
     *data = copy;
-    return model_own(m, copy, err);
+    return ws_own(m, copy, err);
 }
 
-int bind_matrix(modes_model *m, const char *name, int rows, int cols, wmat *w, modes_error *err) {
+int bind_matrix(weight_src *m, const char *name, int rows, int cols, wmat *w, modes_error *err) {
     const st_tensor *t;
     int64_t shape[2] = {rows, cols};
     int rc = find_tensor(m, name, 2, shape, &t, err);
@@ -83,7 +106,7 @@ int bind_matrix(modes_model *m, const char *name, int rows, int cols, wmat *w, m
     return tensor_data(m, t, &w->data, err);
 }
 
-int bind_vector(modes_model *m, const char *name, int n, float **out, modes_error *err) {
+int bind_vector(weight_src *m, const char *name, int n, float **out, modes_error *err) {
     const st_tensor *t;
     int64_t shape[1] = {n};
     int rc = find_tensor(m, name, 1, shape, &t, err);
@@ -102,6 +125,6 @@ int bind_vector(modes_model *m, const char *name, int n, float **out, modes_erro
         return modes_fail(err, MODES_E_INTERNAL, "%s: tensor '%s' cannot be converted to fp32", m->dir, name);
     }
     *out = v;
-    return model_own(m, v, err);
+    return ws_own(m, v, err);
 }
 
