@@ -399,6 +399,16 @@ static void test_norm_topk_default(const char *ref_model, const char *dir) {
     st_close(ref);
 }
 
+/* `modes run` renders the chat template a text-only Qwen3 uses, and `modes inspect` says its RoPE is 1-D. */
+static void test_cli_run_inspect(const char *dir) {
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd, "'%s' run -m '%s' -p 'Hello' -n 3 2>&1", golden_bin(), dir);
+    CHECKF(golden_read_cmd(cmd, out, sizeof out) >= 0, "command failed: %s", cmd);
+    snprintf(cmd, sizeof cmd, "'%s' inspect -m '%s'", golden_bin(), dir);
+    CHECKF(golden_read_cmd(cmd, out, sizeof out) >= 0, "command failed: %s", cmd);
+    CHECKF(strstr(out, "architecture   qwen3_moe") && strstr(out, ", 1-D\n"), "modes inspect: %s", out);
+}
+
 int main(void) {
     require_shared();
     char tmp[] = "/tmp/modes-qwen3moe-XXXXXX", ref_model[1024];
@@ -421,6 +431,7 @@ int main(void) {
         test_generate(m);
         test_cli_forward(dir, tmp);
         test_cli_generate(dir, tmp);
+        test_cli_run_inspect(dir);
     }
     modes_model_free(m);
     test_norm_topk_default(ref_model, dir);

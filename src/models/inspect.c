@@ -73,8 +73,11 @@ static void print_text(strbuf *sb, const char *dir, const modes_model *m, const 
     sb_printf(sb, "text           %d layers (%d MoE), hidden %d, heads %d/%d kv, head_dim %d, vocab %d\n", t->n_layers,
            r->n_moe, t->hidden, t->n_heads, t->n_kv_heads, t->head_dim, t->vocab);
     sb_printf(sb, "experts        %d per layer, top-%d, width %d\n", t->n_experts, t->top_k, t->moe_intermediate);
-    sb_printf(sb, "rope           theta %g, mrope_section [%d, %d, %d] interleaved\n", t->rope_theta, t->mrope_section[0],
-           t->mrope_section[1], t->mrope_section[2]);
+    if (t->mrope_section[0] + t->mrope_section[1] + t->mrope_section[2])
+        sb_printf(sb, "rope           theta %g, mrope_section [%d, %d, %d] interleaved\n", t->rope_theta,
+                  t->mrope_section[0], t->mrope_section[1], t->mrope_section[2]);
+    else
+        sb_printf(sb, "rope           theta %g, 1-D\n", t->rope_theta);
     if (c->vision.present) {
         const vision_config *v = &c->vision;
         sb_printf(sb, "vision         depth %d, hidden %d, heads %d, patch %d, merge %d, out %d, deepstack [", v->depth,

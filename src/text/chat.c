@@ -101,7 +101,9 @@ static int render_qwen3_vl(const chat_message *msgs, size_t n, const chat_option
 static const chat_template templates[] = {
     {
         .name = "qwen3-vl",
-        .model_types = {"qwen3_vl_moe", "qwen3_vl", NULL},
+        /* Qwen3-MoE's text-only chats render the same ChatML (its thinking template differs only
+         * in the <think> blocks of earlier answers, which this renderer keeps) */
+        .model_types = {"qwen3_vl_moe", "qwen3_vl", "qwen3_moe", NULL},
         .markers = {"<|im_start|>", "<|vision_start|><|image_pad|><|vision_end|>", NULL},
         .absent = {"<think>", NULL},
         .end_of_turn = "<|im_end|>",
