@@ -12,25 +12,38 @@
 
 static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* The value experts are chosen by: the logit itself for softmax (monotone, so the choice equals the
- * reference's on its probabilities, ties included), the sigmoid score plus the bias otherwise. */
-static float choice_value(const moe_router *r, const float *logit, int e) {
-    if (r->scoring == MOE_SCORE_SOFTMAX && !r->bias) return logit[e];
-    const float s = r->scoring == MOE_SCORE_SIGMOID ? sigmoid(logit[e]) : logit[e];
-    return r->bias ? s + r->bias[e] : s;
+/* One token's routing scores: softmax (mx and z its max and normaliser, fp32 as the reference's
+ * softmax rounds) or sigmoid of the logits. */
+typedef struct {
+    const moe_router *r;
+    const float *logit;
+    float mx;
+    double z;
+} token_scores;
+
+static float score_of(const token_scores *t, int e) {
+    return t->r->scoring == MOE_SCORE_SOFTMAX ? (float)(exp((double)t->logit[e] - t->mx) / t->z) : sigmoid(t->logit[e]);
+}
+
+/* The value experts are chosen by: the logit itself for softmax without a bias (monotone, so the
+ * choice equals the reference's on its probabilities, ties included), else the score plus the bias. */
+static float choice_value(const token_scores *t, int e) {
+    if (t->r->scoring == MOE_SCORE_SOFTMAX && !t->r->bias) return t->logit[e];
+    return score_of(t, e) + (t->r->bias ? t->r->bias[e] : 0.0f);
 }
 
 /* The k best experts in descending order, lower index first on ties; K is small (8), so selection
  * beats a sort. */
-static void select_topk(const moe_router *r, const float *logit, int E, int K, int32_t *idx) {
+static void select_topk(const token_scores *t, int E, int K, int32_t *idx) {
     for (int k = 0; k < K; k++) {
         int best = -1;
         float bv = 0;
         for (int e = 0; e < E; e++) {
             int taken = 0;
             for (int j = 0; j < k; j++) taken |= idx[j] == e;
-            const float v = taken ? 0 : choice_value(r, logit, e);
-            if (!taken && (best < 0 || v > bv)) best = e, bv = v;
+            if (taken) continue;
+            const float v = choice_value(t, e);
+            if (best < 0 || v > bv) best = e, bv = v;
         }
         idx[k] = best;
     }
@@ -42,21 +55,17 @@ void moe_route(const moe_layer *m, const float *x, int n, float *logits, int32_t
     const moe_router *r = &m->rule;
     matmul_mt(pool, logits, x, n, &m->router, NULL);
     for (int i = 0; i < n; i++) {
-        const float *p = logits + (size_t)i * E; /* kept as they are: the taps show the logits */
+        token_scores t = {.r = r, .logit = logits + (size_t)i * E}; /* the logits stay as they are: taps show them */
         int32_t *idx = topk_idx + (size_t)i * K;
         float *w = topk_w + (size_t)i * K;
-        select_topk(r, p, E, K, idx);
-        float mx = p[0];
-        double z = 0;
         if (r->scoring == MOE_SCORE_SOFTMAX) {
-            for (int e = 1; e < E; e++) mx = p[e] > mx ? p[e] : mx;
-            for (int e = 0; e < E; e++) z += exp((double)p[e] - mx);
+            t.mx = t.logit[0];
+            for (int e = 1; e < E; e++) t.mx = t.logit[e] > t.mx ? t.logit[e] : t.mx;
+            for (int e = 0; e < E; e++) t.z += exp((double)t.logit[e] - t.mx);
         }
+        select_topk(&t, E, K, idx);
         double sum = 0;
-        for (int k = 0; k < K; k++) { /* fp32 probabilities, docs/qwen3-vl-moe.md section 7.4 */
-            w[k] = r->scoring == MOE_SCORE_SOFTMAX ? (float)(exp((double)p[idx[k]] - mx) / z) : sigmoid(p[idx[k]]);
-            sum += w[k];
-        }
+        for (int k = 0; k < K; k++) sum += w[k] = score_of(&t, idx[k]); /* docs/qwen3-vl-moe.md section 7.4 */
         for (int k = 0; k < K; k++) {
             if (r->norm_topk) w[k] = (float)(w[k] / sum);
             if (r->routed_scale != 1.0f) w[k] *= r->routed_scale;
