@@ -395,6 +395,39 @@ int modes_eval_report_plot(const modes_eval_report *r, const char *path, const c
 int modes_eval_report_skipped(const modes_eval_report *r); /* examples left out by skip_bad; -1 for NULL */
 void modes_eval_report_free(modes_eval_report *r);
 
+/* ---- Workflows: speed ------------------------------------------------------------------------
+ *
+ * What `modes bench` does: prefill and decode speed without skipping and under each policy, in one
+ * process (each policy in a KV cache of its own, taking turns, the median of the repetitions after a
+ * warm-up), judged against the machine's measured read bandwidth and peak multiply-add rate. */
+typedef struct {
+    const char *model;          /* a model folder, or NULL with synthetic */
+    const char *synthetic;      /* "qwen3-vl-30b-a3b": random bf16 weights of its real dimensions */
+    int layers;                 /* synthetic: decoder layers, 1 to 48 */
+    double expert_gb;           /* synthetic: GB of distinct expert weights, shared by the layers */
+    const char *const *policies; /* --skip specs (modes@RATIO too: one threshold skipping RATIO of the
+                                  * prompt's slots) or, where is_file[i] (is_file may be NULL), policy
+                                  * files, whose first gives the specs their layer importances */
+    const int *is_file;
+    int n_policies;             /* at most 32 */
+    const char *image;          /* the prompt: a question about this picture (model folder only; NULL:
+                                 * prompt_tokens tokens, three quarters vision on the synthetic model) */
+    int prompt_tokens, gen_tokens, reps;
+    int threads;                /* 0: one per physical core */
+    modes_progress_fn progress;
+    void *progress_user;
+} modes_bench_options;
+/* layers 48, expert_gb 4, prompt_tokens 1024, gen_tokens 32, reps 3: set model or synthetic. */
+modes_bench_options modes_bench_defaults(void);
+typedef struct modes_bench_report modes_bench_report;
+int modes_bench(const modes_bench_options *o, modes_bench_report **out, modes_error *err);
+/* MODES_REPORT_TEXT: the model, the machine and a table of every run; MODES_REPORT_JSON: one object
+ * with the machine's limits and every run's measurements (null where not measured). Free *out. */
+int modes_bench_report_format(const modes_bench_report *r, modes_report_format format, char **out, modes_error *err);
+/* Speed-up against skip ratio (SVG, prefill and decode panels, ideal dashed), written atomically. */
+int modes_bench_report_plot(const modes_bench_report *r, const char *path, modes_error *err);
+void modes_bench_report_free(modes_bench_report *r);
+
 /* ---- Building on the library -----------------------------------------------------------------
  *
  * Small services the `modes` CLI uses, public so that a program of one's own reports errors, writes

@@ -167,7 +167,30 @@ static void test_workflow_arguments(void) {
     modes_eval_report_free(NULL);
 }
 
+static void test_bench_arguments(void) {
+    modes_bench_options o = modes_bench_defaults();
+    CHECK(o.layers == 48 && o.expert_gb == 4 && o.prompt_tokens == 1024 && o.gen_tokens == 32 && o.reps == 3);
+    modes_bench_report *r = (modes_bench_report *)1;
+    CHECK_NULL_ERR(modes_bench(NULL, &r, &e_), "modes_bench", "o");
+    CHECK(r == NULL);
+    CHECK_NULL_ERR(modes_bench(&o, NULL, &e_), "modes_bench", "out");
+    modes_error err = {0};
+    CHECK(modes_bench(&o, &r, &err) == MODES_E_INPUT && strstr(err.msg, "either a model or a synthetic"));
+    o.synthetic = "qwen3-vl-30b-a3b";
+    o.image = "x.png";
+    CHECK(modes_bench(&o, &r, &err) == MODES_E_INPUT && strstr(err.msg, "image needs a model folder"));
+    o.image = NULL;
+    o.n_policies = 1;
+    CHECK_NULL_ERR(modes_bench(&o, &r, &e_), "modes_bench", "policies");
+    char *text = (char *)1;
+    CHECK_NULL_ERR(modes_bench_report_format(NULL, MODES_REPORT_JSON, &text, &e_), "modes_bench_report_format", "r");
+    CHECK(text == NULL);
+    CHECK_NULL_ERR(modes_bench_report_plot(NULL, "p.svg", &e_), "modes_bench_report_plot", "r");
+    modes_bench_report_free(NULL);
+}
+
 int main(void) {
+    test_bench_arguments();
     test_workflow_arguments();
     test_inspect();
     test_errors();
