@@ -255,21 +255,24 @@ class SparseMoe(nn.Module):
         probs = torch.softmax(self.gate(x).float(), -1)
         w, idx = torch.topk(probs, self.K, -1)
         w = w / w.sum(-1, keepdim=True)
-        # group the (token, slot) pairs by expert into a padded [E, C, H] batch: one bmm for all experts
+        # sort the (token, slot) pairs by expert and run each expert on its own rows. (A padded
+        # [E, max count, H] batch with one bmm was used before: at initialisation similar tokens share
+        # experts, the largest count was 5-8x the mean with 64 experts, and the padding took 90% of a
+        # 12-layer step.)
         fe = idx.reshape(-1)
         order = torch.argsort(fe * (N * self.K) + torch.arange(N * self.K))
-        es = fe[order]
         tok = order // self.K
-        counts = torch.bincount(fe, minlength=self.E)
-        C = int(counts.max())
-        start = torch.cumsum(counts, 0) - counts
-        pos = torch.arange(N * self.K) - start[es]
-        xb = x.new_zeros(self.E, C, H)
-        xb[es, pos] = x[tok]
-        gu = torch.bmm(xb, self.experts.gate_up_proj)
-        I = gu.shape[-1] // 2
-        y = torch.bmm(F.silu(gu[..., :I]) * gu[..., I:], self.experts.down_proj)
-        contrib = y[es, pos] * w.reshape(-1)[order][:, None]
+        counts = torch.bincount(fe, minlength=self.E).tolist()
+        xs = x[tok].split(counts)
+        # unbind, not indexing: the backward of E selects would zero-fill E full-size gradients
+        gus, downs = self.experts.gate_up_proj.unbind(0), self.experts.down_proj.unbind(0)
+        I = self.experts.down_proj.shape[1]
+        ys = []
+        for e, xe in enumerate(xs):
+            if len(xe):
+                gu = xe @ gus[e]
+                ys.append((F.silu(gu[:, :I]) * gu[:, I:]) @ downs[e])
+        contrib = torch.cat(ys) * w.reshape(-1)[order][:, None]
         out = x.new_zeros(N, H).index_add(0, tok, contrib)
         return out, probs, idx
 

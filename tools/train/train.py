@@ -277,7 +277,27 @@ def config_from_args(args):
         base["text_config"]["rope_theta"] = args.rope_theta
     if args.moe_inter:
         base["text_config"]["moe_intermediate_size"] = args.moe_inter
+    if args.layers:
+        base["text_config"]["num_hidden_layers"] = args.layers
+    if args.experts:
+        if args.experts < base["text_config"]["num_experts_per_tok"]:
+            sys.exit(f"--experts {args.experts}: fewer than the {base['text_config']['num_experts_per_tok']} "
+                     f"experts per token")
+        base["text_config"]["num_experts"] = args.experts
     return base
+
+
+def hinted_layers(spec, n_layers):
+    """The text layers that get the attention hint and the value probes (the relation hint reads
+    after the last of them and after the next one). Default: layer n_layers // 4, i.e. layer 1 of the
+    shipped 4-layer model (its recipe) and layer 3 of a 12-layer one: a quarter of the depth in, after
+    both DeepStack injections (text layers 0 and 1), with the question read by the layers before it and
+    three quarters of the network left to use what the hinted heads fetched."""
+    layers = [int(x) for x in spec.split(",")] if spec else [max(1, n_layers // 4)]
+    bad = [li for li in layers if not 0 <= li < n_layers]
+    if bad:
+        sys.exit(f"--attn-layers {spec}: layer {bad[0]} does not exist in a {n_layers}-layer model")
+    return layers
 
 
 def main():
@@ -305,9 +325,14 @@ def main():
                     help="attention head width; mrope_section is rescaled to it (default: model.default_config)")
     ap.add_argument("--rope-theta", type=float, default=0, help="RoPE base (default: model.default_config)")
     ap.add_argument("--moe-inter", type=int, default=0, help="expert intermediate size (default: model.default_config)")
+    ap.add_argument("--layers", type=int, default=0, help="text decoder layers, all MoE (default: model.default_config)")
+    ap.add_argument("--experts", type=int, default=0,
+                    help="routed experts per layer; 8 per token as before (default: model.default_config)")
     ap.add_argument("--attn-sup", type=float, default=0.5,
                     help="coefficient of the attention hint (attention_loss; 0: none)")
-    ap.add_argument("--attn-layers", default="1", help="text layers whose heads 0 and 1 get the attention hint")
+    ap.add_argument("--attn-layers", default="",
+                    help="text layers whose heads 0 and 1 get the attention hint, comma-separated "
+                         "(default: layers // 4, layer 1 of the 4-layer model; see hinted_layers)")
     ap.add_argument("--value-probe", type=float, default=0.5,
                     help="coefficient of the value probes on the hinted layers (value_probe_loss; 0: none)")
     ap.add_argument("--relation-hint", type=float, default=0.5,
@@ -333,7 +358,7 @@ def main():
     enc = Encoder(tok, cfg)
     tc = cfg["text_config"]
     E, K = tc["num_experts"], tc["num_experts_per_tok"]
-    attn_layers = [int(x) for x in args.attn_layers.split(",")] if args.attn_sup else []
+    attn_layers = hinted_layers(args.attn_layers, tc["num_hidden_layers"]) if args.attn_sup else []
     for li in attn_layers:
         model.model.language_model.layers[li].self_attn.keep_probs = True
 
@@ -366,6 +391,9 @@ def main():
     ck = os.path.join(args.ckpt, "last.pt")
     if os.path.exists(ck) and not args.bench:
         s = torch.load(ck)
+        if s.get("text_config", tc) != tc:  # e.g. a 4-layer checkpoint under a --layers 12 command
+            sys.exit(f"{ck}: a checkpoint of another text model (layers, experts or widths differ from "
+                     f"this command's); give another --ckpt")
         model.load_state_dict(s["model"])
         step, elapsed = s["step"], s["elapsed"]
         if s.get("probe_version") == 2:
@@ -416,7 +444,7 @@ def main():
     def save():
         tmp = ck + ".tmp"
         torch.save({"model": model.state_dict(), "probe": probe.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                    "probe_version": 2, "start": start, "before": before,
+                    "probe_version": 2, "start": start, "before": before, "text_config": tc,
                     **({"vprobe": vprobe.state_dict(), "vopt": vopt.state_dict()} if args.value_probe else {}),
                     **({"rprobe": rprobe.state_dict(), "ropt": ropt.state_dict()} if args.relation_hint else {})}, tmp)
         os.replace(tmp, ck)
