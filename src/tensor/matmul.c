@@ -49,24 +49,23 @@ static inline __attribute__((always_inline)) void scalar_rows(float (*dot)(const
                                                               const float *x, int n, const wmat *w, const float *bias,
                                                               int r0, int r1) {
     const int R = w->rows, C = w->cols;
+    const size_t stride = wmat_row_bytes(w);
     for (int r = r0; r < r1; r++) {
-        const void *row = wmat_row(w, r);
+        const void *row = (const char *)w->data + (size_t)r * stride;
         const float b = bias ? bias[r] : 0.0f;
         for (int i = 0; i < n; i++) y[(size_t)i * R + r] = dot(x + (size_t)i * C, row, C) + b;
     }
 }
 
-void matmul_rows_scalar_f32(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
-    scalar_rows(dot_f32, y, x, n, w, bias, r0, r1);
-}
-
-void matmul_rows_scalar_f16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
-    scalar_rows(dot_f16, y, x, n, w, bias, r0, r1);
-}
-
-void matmul_rows_scalar_bf16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
-    scalar_rows(dot_bf16, y, x, n, w, bias, r0, r1);
-}
+/* A matrix product entry point that hands its arguments to FN with ARG first: the scalar kernel
+ * of each type, each path's dispatch. */
+#define MATMUL_ROWS_VIA(NAME, FN, ARG)                                                                        \
+    void NAME(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {            \
+        FN(ARG, y, x, n, w, bias, r0, r1);                                                                    \
+    }
+MATMUL_ROWS_VIA(matmul_rows_scalar_f32, scalar_rows, dot_f32)
+MATMUL_ROWS_VIA(matmul_rows_scalar_f16, scalar_rows, dot_f16)
+MATMUL_ROWS_VIA(matmul_rows_scalar_bf16, scalar_rows, dot_bf16)
 
 void mm_no_kernel(float *y, size_t ldy, int n, int r0, int r1) {
     for (int i = 0; i < n; i++)
@@ -87,7 +86,10 @@ typedef struct {
     int n;
     const wmat *w;
     const float *bias;
+    size_t row_bytes; /* of w, computed once per product */
 } mm_args;
+
+static inline const void *mm_row(const mm_args *a, int r) { return (const char *)a->w->data + (size_t)r * a->row_bytes; }
 
 /* Runs every x tile against weight rows [r, r + nr) whose storage is rows[0..nr), padded to isa->nr
  * by repeating the last row. */
@@ -135,7 +137,7 @@ static void mm_direct_tiles(const mm_args *a, int r0, int r1) {
     const int NR = a->isa->nr;
     for (int r = r0; r < r1; r += NR) {
         const int nr = r1 - r < NR ? r1 - r : NR;
-        for (int j = 0; j < NR; j++) rows[j] = wmat_row(a->w, r + (j < nr ? j : nr - 1));
+        for (int j = 0; j < NR; j++) rows[j] = mm_row(a, r + (j < nr ? j : nr - 1));
         mm_tiles(a, a->isa->tile[a->w->dtype], rows, r, nr);
     }
 }
@@ -176,7 +178,7 @@ static void block_tiles(const mm_args *a, int b, int nb, const float *scratch, s
             const int nr = b + nb - r < NR ? b + nb - r : NR;
             for (int j = 0; j < NR; j++) {
                 const int rr = r - b + (j < nr ? j : nr - 1);
-                rows[j] = scratch ? (const void *)(scratch + (size_t)rr * ld) : wmat_row(a->w, b + rr);
+                rows[j] = scratch ? (const void *)(scratch + (size_t)rr * ld) : mm_row(a, b + rr);
             }
             mm_tiles(&t, fns, rows, r, nr);
             prefetch_slice(pf);
@@ -191,7 +193,7 @@ static void mm_blocked(const mm_args *a, int r0, int r1, float *scratch, size_t 
     for (int b = r0; b < r1; b += block) {
         const int nb = r1 - b < block ? r1 - b : block, next = r1 - (b + nb) < block ? r1 - (b + nb) : block;
         if (scratch)
-            for (int j = 0; j < nb; j++) a->isa->widen_row(scratch + (size_t)j * ld, wmat_row(a->w, b + j), a->w->dtype, K);
+            for (int j = 0; j < nb; j++) a->isa->widen_row(scratch + (size_t)j * ld, mm_row(a, b + j), a->w->dtype, K);
         const int calls = (a->n + a->isa->mr - 1) / a->isa->mr * ((nb + a->isa->nr - 1) / a->isa->nr);
         prefetcher pf = prefetch_rows(a->w, b + nb, next, calls);
         block_tiles(a, b, nb, scratch, ld, &pf);
@@ -219,7 +221,7 @@ void mm_drive(const mm_isa *isa, float *y, const float *x, int n, const wmat *w,
         mm_no_cols(y, n, w, bias, r0, r1);
         return;
     }
-    mm_args a = {isa, y, x, (size_t)K, n, w, bias};
+    mm_args a = {isa, y, x, (size_t)K, n, w, bias, wmat_row_bytes(w)};
     void *xconv = NULL;
     if (isa->convert_x) {
         a.ldx = isa->x_stride(K);
@@ -254,21 +256,10 @@ static inline void rows_on(simd_path p, float *y, const float *x, int n, const w
     else mm_no_kernel(y, (size_t)w->rows, n, r0, r1);
 }
 
-void matmul_rows_on_scalar(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
-    rows_on(SIMD_SCALAR, y, x, n, w, bias, r0, r1);
-}
-
-void matmul_rows_on_avx2(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
-    rows_on(SIMD_AVX2, y, x, n, w, bias, r0, r1);
-}
-
-void matmul_rows_on_avx512(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
-    rows_on(SIMD_AVX512, y, x, n, w, bias, r0, r1);
-}
-
-void matmul_rows_on_avx512bf16(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
-    rows_on(SIMD_AVX512BF16, y, x, n, w, bias, r0, r1);
-}
+MATMUL_ROWS_VIA(matmul_rows_on_scalar, rows_on, SIMD_SCALAR)
+MATMUL_ROWS_VIA(matmul_rows_on_avx2, rows_on, SIMD_AVX2)
+MATMUL_ROWS_VIA(matmul_rows_on_avx512, rows_on, SIMD_AVX512)
+MATMUL_ROWS_VIA(matmul_rows_on_avx512bf16, rows_on, SIMD_AVX512BF16)
 
 void matmul_rows(float *y, const float *x, int n, const wmat *w, const float *bias, int r0, int r1) {
     kernels_default()->matmul_rows(y, x, n, w, bias, r0, r1);

@@ -1,8 +1,8 @@
 /* AVX512-BF16 matmul for bf16 weights: x is rounded to bf16 once per call and vdpbf16ps multiplies
  * 32 bf16 pairs per instruction into fp32 sums, twice the multiply-adds of an fp32 FMA and no
  * widening of the weights. The rounding of x costs about three significant digits, which is why
- * this path is opt-in (tensor.h). Other weight dtypes take the exact AVX-512 path (dtype.c). Compiled with the
- * AVX-512 flags plus -mavx512bf16. */
+ * this path is opt-in (tensor.h). Other weight dtypes take the exact AVX-512 path (dtype.c's table).
+ * Compiled with the AVX-512 flags plus -mavx512bf16. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
