@@ -9,6 +9,7 @@
 #include <jpeglib.h>
 #include <webp/encode.h>
 
+#include "io/gguf.h"
 #include "io/safetensors.h"
 
 static const char *root;
@@ -68,6 +69,63 @@ static void safetensors_seeds(void) {
     for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(h >> (8 * i));
     memcpy(buf + 8, hdr, h);
     save("safetensors", "gap.safetensors", buf, 8 + h + 24);
+}
+
+/* ---- GGUF ---- */
+
+static void gguf_save(gguf_writer *w, const char *name) {
+    char path[1024];
+    modes_error err = {0};
+    snprintf(path, sizeof path, "%s/gguf/%s", root, name);
+    if (gguf_writer_save(w, path, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    gguf_writer_free(w);
+}
+
+static void gguf_seeds(void) {
+    static uint8_t bytes[512];
+    for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (uint8_t)(i * 37 + 11);
+    modes_error err = {0};
+    /* Metadata of every kind and tensors of four types, as a small model file has. */
+    gguf_writer *w = gguf_writer_new();
+    const int32_t sections[4] = {24, 20, 20, 0};
+    const char *tokens[4] = {"a", "b", "\xc4\xa0" "c", "<|im_end|>"};
+    const float scores[2] = {0.5f, -1.0f};
+    const uint8_t u8 = 7;
+    const double f64 = 0.25;
+    const int64_t ne_w[2] = {4, 3}, ne_n[1] = {4}, ne_q8[2] = {32, 2}, ne_q4k[1] = {256};
+    int rc = gguf_set_str(w, "general.architecture", "qwen3vlmoe", &err) ||
+             gguf_set_u32(w, "qwen3vlmoe.block_count", 2, &err) || gguf_set_i32(w, "test.i32", -3, &err) ||
+             gguf_set_u64(w, "test.u64", 1ull << 33, &err) || gguf_set_f32(w, "test.eps", 1e-6f, &err) ||
+             gguf_set_bool(w, "test.flag", 1, &err) || gguf_set_value(w, "test.u8", GGUF_U8, &u8, &err) ||
+             gguf_set_value(w, "test.f64", GGUF_F64, &f64, &err) ||
+             gguf_set_array(w, "test.sections", GGUF_I32, sections, 4, &err) ||
+             gguf_set_array(w, "tokenizer.ggml.tokens", GGUF_STRING, tokens, 4, &err) ||
+             gguf_set_array(w, "test.scores", GGUF_F32, scores, 2, &err) ||
+             gguf_add_tensor(w, "token_embd.weight", GGML_BF16, 2, ne_w, bytes, &err) ||
+             gguf_add_tensor(w, "output_norm.weight", GGML_F32, 1, ne_n, bytes, &err) ||
+             gguf_add_tensor(w, "blk.0.ffn_down_exps.weight", GGML_Q8_0, 2, ne_q8, bytes, &err) ||
+             gguf_add_tensor(w, "blk.0.ffn_gate_exps.weight", GGML_Q4_K, 1, ne_q4k, bytes, &err);
+    if (rc) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    gguf_save(w, "model.gguf");
+    /* Another alignment, and a scalar tensor. */
+    w = gguf_writer_new();
+    rc = gguf_set_u32(w, "general.alignment", 8, &err) || gguf_set_str(w, "general.name", "x", &err) ||
+         gguf_add_tensor(w, "a", GGML_F16, 1, ne_n, bytes, &err) || gguf_add_tensor(w, "s", GGML_F32, 0, NULL, bytes, &err);
+    if (rc) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    gguf_save(w, "align8.gguf");
+    /* Metadata only. */
+    w = gguf_writer_new();
+    if (gguf_set_str(w, "tokenizer.chat_template", "{{ messages }}", &err)) exit(1);
+    gguf_save(w, "meta.gguf");
 }
 
 /* ---- images ---- */
@@ -190,6 +248,7 @@ int main(int argc, char **argv) {
     }
     root = argv[1];
     safetensors_seeds();
+    gguf_seeds();
     image_seeds();
     return 0;
 }
