@@ -67,7 +67,7 @@ static void test_unknown(void) {
 }
 
 static void test_block_type(void) {
-    const weight_type q = {"q8_test", 32, 34, 2, NULL, ACT_F32, {NULL}};
+    const weight_type q = {"q8_test", 32, 34, 2, NULL, ACT_F32, {NULL}, NULL};
     CHECK(wtype_valid_row(&q, 0) && wtype_valid_row(&q, 64) && !wtype_valid_row(&q, 33) && !wtype_valid_row(&q, 16));
     CHECK(wtype_row_bytes(&q, 32) == 34 && wtype_row_bytes(&q, 2048) == 64 * 34 && wtype_row_bytes(&q, 48) == 0);
     CHECK(!wtype_valid_row(NULL, 32) && wtype_row_bytes(NULL, 32) == 0);

@@ -38,18 +38,6 @@ static uint64_t rng_next(void) { /* splitmix64 */
 
 static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((rng_next() >> 40) * 0x1p-24); }
 
-static uint16_t f32_to_f16(float f) { /* for test data only: normal range, round to nearest */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    const uint32_t sign = (u >> 16) & 0x8000u;
-    const int e = (int)((u >> 23) & 0xff) - 127 + 15;
-    if (e <= 0) return (uint16_t)sign;
-    uint32_t m = (u >> 13) & 0x3ffu, rest = u & 0x1fffu;
-    uint32_t h = sign | ((uint32_t)e << 10) | m;
-    if (rest > 0x1000u || (rest == 0x1000u && (m & 1))) h++;
-    return (uint16_t)h;
-}
-
 /* Memory whose last byte is followed by a PROT_NONE page. */
 typedef struct {
     void *map;

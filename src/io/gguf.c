@@ -44,7 +44,8 @@ int gguf_type_block_bytes(uint32_t type) { return gguf_type_name(type) ? ggml_ty
 static const struct {
     uint32_t ggml;
     modes_dtype dt;
-} weight_types[] = {{GGML_F32, DT_F32}, {GGML_F16, DT_F16}, {GGML_BF16, DT_BF16}};
+} weight_types[] = {{GGML_F32, DT_F32},   {GGML_F16, DT_F16},   {GGML_BF16, DT_BF16}, {GGML_Q8_0, DT_Q8_0},
+                    {GGML_Q4_0, DT_Q4_0}, {GGML_Q4_K, DT_Q4_K}, {GGML_Q5_K, DT_Q5_K}, {GGML_Q6_K, DT_Q6_K}};
 
 modes_dtype gguf_weight_dtype(uint32_t type) {
     for (size_t i = 0; i < sizeof weight_types / sizeof *weight_types; i++)

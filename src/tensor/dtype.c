@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "tensor/quants.h"
 #include "tensor/simd.h"
 
 float f16_to_f32(uint16_t h) {
@@ -24,6 +25,23 @@ float f16_to_f32(uint16_t h) {
     return f;
 }
 
+uint16_t f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+    const uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00;  /* NaN */
+    if (a >= 0x477ff000u) return sign | 0x7c00; /* from 65520 up, rounds to inf */
+    if (a < 0x38800000u) {                      /* below 2^-14: a multiple of 2^-24, rounded */
+        float v;
+        memcpy(&v, &a, 4);
+        return sign | (uint16_t)rintf(v * 0x1p24f);
+    }
+    uint32_t r = a - 0x38000000u; /* exponent rebiased from 127 to 15 */
+    r += 0xfffu + ((r >> 13) & 1);
+    return sign | (uint16_t)(r >> 13);
+}
+
 static void f32_to_float(const void *src, float *out, size_t n) { memcpy(out, src, n * sizeof *out); }
 
 static void bf16_to_float(const void *src, float *out, size_t n) {
@@ -36,6 +54,18 @@ static void f16_to_float(const void *src, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = f16_to_f32(h[i]);
 }
 
+static void f32_from_float(const float *src, void *dst, size_t n) { memcpy(dst, src, n * sizeof *src); }
+
+static void f16_from_float(const float *src, void *dst, size_t n) {
+    uint16_t *h = dst;
+    for (size_t i = 0; i < n; i++) h[i] = f32_to_f16(src[i]);
+}
+
+static void bf16_from_float(const float *src, void *dst, size_t n) {
+    uint16_t *h = dst;
+    for (size_t i = 0; i < n; i++) h[i] = f32_to_bf16(src[i]);
+}
+
 /* The kernels of every path: the SIMD ones exist only in x86 builds (cpu.c never offers them
  * elsewhere). vdpbf16ps multiplies bf16 by bf16 only, so avx512bf16 runs f32 and f16 weights on
  * the exact avx512 kernels. */
@@ -46,13 +76,25 @@ static void f16_to_float(const void *src, float *out, size_t n) {
 #define SIMD_KERNELS(AVX512BF16) [SIMD_AVX2] = NULL
 #endif
 
+/* Block types run the scalar kernel on every path until they have SIMD ones: a product is
+ * slower, never missing. */
+#define BLOCK_KERNELS                                                                                             \
+    {[SIMD_SCALAR] = matmul_rows_scalar_blocks, [SIMD_AVX2] = matmul_rows_scalar_blocks,                        \
+     [SIMD_AVX512] = matmul_rows_scalar_blocks, [SIMD_AVX512BF16] = matmul_rows_scalar_blocks}
+
+/* Block types read their bytes one at a time (fp16 scales too), so they need no alignment. */
 const weight_type dtype_table[DT_N_TYPES] = {
     [DT_F32] = {"f32", 1, 4, 4, f32_to_float, ACT_F32,
-                {[SIMD_SCALAR] = matmul_rows_scalar_f32, SIMD_KERNELS(matmul_rows_avx512)}},
+                {[SIMD_SCALAR] = matmul_rows_scalar_f32, SIMD_KERNELS(matmul_rows_avx512)}, f32_from_float},
     [DT_F16] = {"f16", 1, 2, 2, f16_to_float, ACT_F32,
-                {[SIMD_SCALAR] = matmul_rows_scalar_f16, SIMD_KERNELS(matmul_rows_avx512)}},
+                {[SIMD_SCALAR] = matmul_rows_scalar_f16, SIMD_KERNELS(matmul_rows_avx512)}, f16_from_float},
     [DT_BF16] = {"bf16", 1, 2, 2, bf16_to_float, ACT_F32,
-                 {[SIMD_SCALAR] = matmul_rows_scalar_bf16, SIMD_KERNELS(matmul_rows_avx512bf16)}},
+                 {[SIMD_SCALAR] = matmul_rows_scalar_bf16, SIMD_KERNELS(matmul_rows_avx512bf16)}, bf16_from_float},
+    [DT_Q8_0] = {"q8_0", QK8_0, Q8_0_BYTES, 1, q8_0_to_float, ACT_F32, BLOCK_KERNELS, q8_0_from_float},
+    [DT_Q4_0] = {"q4_0", QK4_0, Q4_0_BYTES, 1, q4_0_to_float, ACT_F32, BLOCK_KERNELS, q4_0_from_float},
+    [DT_Q4_K] = {"q4_k", QK_K, Q4_K_BYTES, 1, q4_k_to_float, ACT_F32, BLOCK_KERNELS, q4_k_from_float},
+    [DT_Q5_K] = {"q5_k", QK_K, Q5_K_BYTES, 1, q5_k_to_float, ACT_F32, BLOCK_KERNELS, q5_k_from_float},
+    [DT_Q6_K] = {"q6_k", QK_K, Q6_K_BYTES, 1, q6_k_to_float, ACT_F32, BLOCK_KERNELS, q6_k_from_float},
 };
 
 int widen(float *out, const void *src, modes_dtype t, size_t first, size_t n) {

@@ -1,7 +1,7 @@
 /* Weight-type traits: everything the engine may know about how a type of weights is stored, in one
  * table with a row per type (dtype.c). A type stores each row of a matrix as whole blocks: one
- * element per block for the float types (f32, f16, bf16), and later, for block-quantized types,
- * e.g. 32 elements in 34 bytes. So every size is computed per row of blocks, never per element,
+ * element per block for the float types (f32, f16, bf16), 32 or 256 for llama.cpp's block types
+ * (q8_0 is 32 elements in 34 bytes). So every size is computed per row of blocks, never per element,
  * and a type the table lacks is an error wherever it is met, never taken for a 2-byte float. */
 #ifndef MODES_TENSOR_DTYPE_H
 #define MODES_TENSOR_DTYPE_H
@@ -12,7 +12,8 @@
 
 #include "core/error.h"
 
-typedef enum { DT_F32, DT_F16, DT_BF16, DT_N_TYPES } modes_dtype;
+/* The float types, then llama.cpp's block types (tensor/quants.h has their layouts). */
+typedef enum { DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_N_TYPES } modes_dtype;
 
 /* The form the activations take in a type's dot products. fp32 for the float types; a quantized
  * type may want x quantized to int8 blocks of its own block size. */
@@ -38,6 +39,8 @@ typedef struct {
     /* The matrix product each path runs for this type; NULL where the path has none. A path may
      * run another's kernel (avx512bf16 runs the exact avx512 one for f32 and f16). */
     dtype_matmul_fn matmul[SIMD_N_PATHS];
+    /* n fp32 elements (whole blocks) to blocks at dst: what a converter writes. */
+    void (*from_float)(const float *src, void *dst, size_t n);
 } weight_type;
 
 extern const weight_type dtype_table[DT_N_TYPES];
@@ -89,5 +92,6 @@ static inline uint16_t f32_to_bf16(float f) { /* round to nearest even, NaN kept
 }
 
 float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f); /* round to nearest even; overflow to inf, NaN kept quiet */
 
 #endif
