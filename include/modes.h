@@ -187,6 +187,24 @@ int modes_prompt_image_info(const modes_prompt *p, int i, modes_image_info *info
  * follow-up. When the context is full (modes_ctx_n_past near n_ctx), modes_ctx_reset starts over. */
 int modes_prompt_followup(const modes_model *m, const char *text, const char *const *image_paths, int n_images,
                           modes_prompt **out, modes_error *err);
+/* A whole conversation in one prompt, as a chat server receives it: each message a role ("system",
+ * "user", "assistant") and parts, text or an image given as the bytes of an encoded file (PNG, JPEG,
+ * WebP) in memory. The model's chat template renders every turn (earlier assistant answers included)
+ * and ends with the assistant prefix; images are decoded and preprocessed as modes_prompt_new does
+ * files, and named "image N (message M)" in errors. The parts only need to live during the call. */
+typedef struct {
+    const char *text;       /* a text part: text_len bytes of UTF-8 (image_data NULL) */
+    size_t text_len;
+    const void *image_data; /* an image part: image_len bytes of an image file */
+    size_t image_len;
+} modes_chat_part;
+typedef struct {
+    const char *role;
+    const modes_chat_part *parts;
+    int n_parts;
+} modes_chat_message;
+int modes_prompt_from_messages(const modes_model *m, const modes_chat_message *msgs, int n, modes_prompt **out,
+                               modes_error *err);
 /* Index of the first answer token (== the prompt length without the answer); -1 for NULL. */
 int modes_prompt_answer_start(const modes_prompt *p);
 /* modes_eval_images over the whole prompt. */
@@ -471,6 +489,29 @@ const char *modes_json_number(double v, char buf[40]);
  * bytes, which may hold NULs; free()), or NULL when the member is missing or not a string. */
 int modes_json_string_member(const char *text, size_t len, const char *what, const char *key, char **value,
                              size_t *value_len, modes_error *err);
+
+/* JSON read as the library reads it (strict RFC 8259, UTF-8 checked, limits checked while parsing),
+ * for programs that take JSON requests: parse once, then walk the tree. Values belong to their
+ * document and live until modes_json_free. Look-ups on a value of another type (or NULL) give the
+ * empty answer: NULL, 0 or NaN. */
+typedef struct modes_json_doc modes_json_doc;
+typedef struct modes_json modes_json; /* one value in a document */
+typedef enum {
+    MODES_JSON_NULL = 0, MODES_JSON_FALSE, MODES_JSON_TRUE, MODES_JSON_NUMBER, MODES_JSON_STRING, MODES_JSON_ARRAY,
+    MODES_JSON_OBJECT
+} modes_json_type;
+/* text (len bytes; at most max_bytes, 0: 64 MiB; nesting at most max_depth, 0: 64); what names it in errors. */
+int modes_json_parse(const char *text, size_t len, const char *what, size_t max_bytes, int max_depth,
+                     modes_json_doc **out, modes_error *err);
+void modes_json_free(modes_json_doc *d);
+const modes_json *modes_json_root(const modes_json_doc *d);
+int modes_json_type_of(const modes_json *v);     /* a modes_json_type; -1 for NULL */
+const char *modes_json_type_name(int type);      /* "string", "number", ...; "unknown" for others */
+const modes_json *modes_json_get(const modes_json *obj, const char *key); /* an object's member */
+const modes_json *modes_json_at(const modes_json *arr, size_t i);         /* an array's item */
+size_t modes_json_count(const modes_json *v);    /* an array's items or an object's members */
+const char *modes_json_str(const modes_json *v, size_t *len); /* a string (may hold NULs); len may be NULL */
+double modes_json_num(const modes_json *v);
 
 /* Tensor files (safetensors) for checking against a reference: `modes forward`, `generate` and
  * `preprocess` write them. Tensors are copied when added. */

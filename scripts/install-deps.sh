@@ -3,7 +3,7 @@
 # Packages already present are not reinstalled, so this is quick on a prepared machine.
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev libpcre2-dev libutf8proc-dev
-      libpng-dev libjpeg-dev libwebp-dev valgrind python3"
+      libpng-dev libjpeg-dev libwebp-dev libmicrohttpd-dev curl valgrind python3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -189,12 +189,97 @@ static void test_bench_arguments(void) {
     modes_bench_report_free(NULL);
 }
 
+static void test_json_reader(void) {
+    static const char TEXT[] = "{\"a\": [1, 2.5, \"x\\u0000y\"], \"b\": {\"c\": true}, \"d\": null}";
+    modes_json_doc *doc = NULL;
+    modes_error err = {0};
+    CHECKF(!modes_json_parse(TEXT, sizeof TEXT - 1, "t.json", 0, 0, &doc, &err), "%s", err.msg);
+    const modes_json *root = modes_json_root(doc), *a = modes_json_get(root, "a");
+    CHECK(modes_json_type_of(root) == MODES_JSON_OBJECT && modes_json_count(root) == 3);
+    CHECK(modes_json_type_of(a) == MODES_JSON_ARRAY && modes_json_count(a) == 3);
+    CHECK(modes_json_num(modes_json_at(a, 1)) == 2.5 && isnan(modes_json_num(modes_json_at(a, 2))));
+    size_t n = 0;
+    const char *s = modes_json_str(modes_json_at(a, 2), &n);
+    CHECK(s && n == 3 && !memcmp(s, "x\0y", 3));
+    CHECK(modes_json_str(modes_json_at(a, 0), &n) == NULL && n == 0);
+    CHECK(modes_json_type_of(modes_json_get(modes_json_get(root, "b"), "c")) == MODES_JSON_TRUE);
+    CHECK(modes_json_type_of(modes_json_get(root, "d")) == MODES_JSON_NULL);
+    CHECK(modes_json_get(root, "e") == NULL && modes_json_at(a, 3) == NULL && modes_json_get(a, "a") == NULL);
+    CHECK(modes_json_type_of(NULL) == -1 && modes_json_count(NULL) == 0 && modes_json_at(NULL, 0) == NULL);
+    CHECK(!strcmp(modes_json_type_name(MODES_JSON_STRING), "string") && !strcmp(modes_json_type_name(99), "unknown"));
+    modes_json_free(doc);
+    modes_json_free(NULL);
+    CHECK(modes_json_parse("[1,", 3, "t.json", 0, 0, &doc, &err) == MODES_E_INPUT && !doc && strstr(err.msg, "t.json"));
+    CHECK(modes_json_parse("[[[1]]]", 7, "t.json", 0, 2, &doc, &err) == MODES_E_INPUT && !doc);
+    CHECK(modes_json_parse("[1, 2]", 6, "t.json", 4, 0, &doc, &err) == MODES_E_INPUT && !doc);
+    CHECK_NULL_ERR(modes_json_parse(NULL, 0, "w", 0, 0, &doc, &e_), "modes_json_parse", "text");
+    CHECK_NULL_ERR(modes_json_parse("1", 1, "w", 0, 0, NULL, &e_), "modes_json_parse", "out");
+}
+
+/* A conversation of one user turn from memory gives the ids modes_prompt_new gives from the file;
+ * an earlier assistant turn makes it the follow-up's prompt after that answer. */
+static void test_prompt_from_messages(void) {
+    const char *tests = getenv("MODES_TESTS");
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s/../models/shapes-vqa", tests ? tests : "tests");
+    snprintf(path, sizeof path, "%s/data/images/test-00000.png", dir);
+    modes_model *m = NULL;
+    modes_error err = {0};
+    CHECKF(!modes_model_load(dir, &m, &err), "%s", err.msg);
+    char *png = NULL;
+    size_t png_len = 0;
+    CHECKF(!modes_read_file(path, 1 << 24, &png, &png_len, &err), "%s", err.msg);
+    const char *q = "What color is the triangle?";
+    const char *paths[1] = {path};
+    modes_prompt *want = NULL, *got = NULL;
+    CHECKF(!modes_prompt_new(m, "Be brief.", q, paths, 1, NULL, &want, &err), "%s", err.msg);
+    const modes_chat_part parts[2] = {{.image_data = png, .image_len = png_len}, {.text = q, .text_len = strlen(q)}};
+    const modes_chat_part sys = {.text = "Be brief.", .text_len = 9}, ans = {.text = "blue", .text_len = 4};
+    const modes_chat_message msgs[4] = {{"system", &sys, 1}, {"user", parts, 2}, {"assistant", &ans, 1}, {"user", &parts[1], 1}};
+    CHECKF(!modes_prompt_from_messages(m, msgs, 2, &got, &err), "%s", err.msg);
+    int nw = 0, ng = 0, ni = 0;
+    const int32_t *w = modes_prompt_ids(want, &nw), *g = modes_prompt_ids(got, &ng);
+    CHECKF(nw == ng && nw > 0 && !memcmp(w, g, (size_t)nw * sizeof *w), "%d ids vs %d", ng, nw);
+    CHECK(modes_prompt_images(got, &ni) && ni == 1);
+    modes_prompt_free(got);
+    /* the follow-up after the answer "blue": the first turn, the answer, then the follow-up's ids */
+    modes_prompt *next = NULL;
+    CHECKF(!modes_prompt_followup(m, q, NULL, 0, &next, &err), "%s", err.msg);
+    CHECKF(!modes_prompt_from_messages(m, msgs, 4, &got, &err), "%s", err.msg);
+    int32_t *blue = NULL;
+    int nb = 0, nn = 0;
+    CHECKF(!modes_tokenize(modes_model_tokenizer(m), "blue", 4, 0, &blue, &nb, &err), "%s", err.msg);
+    const int32_t *f = modes_prompt_ids(next, &nn);
+    g = modes_prompt_ids(got, &ng);
+    CHECKF(ng == nw + nb + nn && !memcmp(g, w, (size_t)nw * sizeof *w) &&
+               !memcmp(g + nw, blue, (size_t)nb * sizeof *blue) && !memcmp(g + nw + nb, f, (size_t)nn * sizeof *f),
+           "%d ids, want %d + %d + %d", ng, nw, nb, nn);
+    free(blue);
+    modes_prompt_free(next);
+    modes_prompt_free(got);
+    /* bytes that are no image are refused, naming the image and its message */
+    const modes_chat_part junk = {.image_data = "hello", .image_len = 5};
+    const modes_chat_message bad = {"user", &junk, 1};
+    CHECK(modes_prompt_from_messages(m, &bad, 1, &got, &err) == MODES_E_INPUT && !got &&
+          strstr(err.msg, "image 1 (message 1)"));
+    const modes_chat_message role = {"robot", &parts[1], 1};
+    CHECK(modes_prompt_from_messages(m, &role, 1, &got, &err) == MODES_E_INPUT && !got);
+    CHECK_NULL_ERR(modes_prompt_from_messages(NULL, msgs, 1, &got, &e_), "modes_prompt_from_messages", "m");
+    CHECK_NULL_ERR(modes_prompt_from_messages(m, NULL, 1, &got, &e_), "modes_prompt_from_messages", "msgs");
+    CHECK_NULL_ERR(modes_prompt_from_messages(m, msgs, 1, NULL, &e_), "modes_prompt_from_messages", "out");
+    modes_prompt_free(want);
+    free(png);
+    modes_model_free(m);
+}
+
 int main(void) {
     test_bench_arguments();
     test_workflow_arguments();
     test_inspect();
     test_errors();
     test_json();
+    test_json_reader();
+    test_prompt_from_messages();
     test_files();
     test_tensor_writer();
     test_cases_and_images();

@@ -19,6 +19,7 @@ int cmd_calibrate(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "modes CMD: message" on stderr and returns the exit status for err->code. */
 int cli_fail(const char *cmd, const modes_error *err);

@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"run", cmd_run, "answer a prompt with the chat template (streaming)"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server: chat completions, per-request skipping"},
     {"chat", cmd_chat, "a conversation on stdin in one KV cache; /image, /policy, /stats commands"},
     {"calibrate", cmd_calibrate, "layer importances (alpha) from a calibration set -> policy file"},
     {"search", cmd_search, "thresholds for a target skip ratio (frontier search) -> policy file"},

@@ -1,5 +1,6 @@
 /* Building a prompt from a conversation and image files: the chat template, tokenisation, image
  * preprocessing and the expansion of each image placeholder (docs/qwen3-vl-moe.md sections 2 and 3). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,20 +60,24 @@ static int image_info_of(const modes_model *m, int w, int h, modes_image_info *i
     return 0;
 }
 
+/* Preprocesses a decoded picture (what names it in errors); img is freed. */
+static int preprocess_decoded(const modes_model *m, rgb_image *img, const char *what, pixel_patches *out,
+                              modes_image_info *info, modes_error *err) {
+    int rc = preprocess_image(&m->preproc, img, out, err);
+    if (!rc && info) rc = image_info_of(m, img->w, img->h, info, err);
+    if (rc) modes_error_prefix(err, "%s", what);
+    rgb_image_free(img);
+    return rc;
+}
+
 /* The decode budget is the decoder's own (100 MP): pictures far above max_pixels are resized
  * down, not refused. */
 static int preprocess_file(const modes_model *m, const char *path, pixel_patches *out, modes_image_info *info,
                            modes_error *err) {
     if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
     rgb_image img;
-    int rc = image_load(path, 0, &img, err);
-    if (!rc) {
-        rc = preprocess_image(&m->preproc, &img, out, err);
-        if (!rc && info) rc = image_info_of(m, img.w, img.h, info, err);
-        if (rc) modes_error_prefix(err, "%s", path);
-    }
-    rgb_image_free(&img);
-    return rc;
+    const int rc = image_load(path, 0, &img, err);
+    return rc ? rc : preprocess_decoded(m, &img, path, out, info, err);
 }
 
 int modes_image_probe(const modes_model *m, const char *path, modes_image_info *info, modes_error *err) {
@@ -216,6 +221,29 @@ static int append_answer(const modes_model *m, const chat_template *t, const cha
     return rc;
 }
 
+/* Takes the encoded ids (freed here) with one placeholder per image of p, widens each to its image's
+ * tokens and checks the length against the model. */
+static int set_prompt_ids(const modes_model *m, modes_prompt *p, int32_t *ids, size_t n, modes_error *err) {
+    int rc = 0;
+    if (p->n_images) {
+        size_t *counts = malloc((size_t)p->n_images * sizeof *counts);
+        if (!counts) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
+        for (int i = 0; !rc && i < p->n_images; i++) counts[i] = (size_t)modes_image_tokens(m, &p->images[i]);
+        size_t nn = 0;
+        if (!rc) rc = chat_expand_pads(ids, n, m->cfg.image_token_id, counts, (size_t)p->n_images, &p->ids, &nn, err);
+        n = nn;
+        free(counts);
+        free(ids);
+    } else {
+        p->ids = ids;
+    }
+    if (!rc && n > (size_t)m->cfg.text.max_position)
+        rc = modes_fail(err, MODES_E_INPUT, "the prompt has %zu tokens, more than the model's %d", n, m->cfg.text.max_position);
+    p->n = (int)n;
+    p->answer_start = p->n;
+    return rc;
+}
+
 static int build_prompt(const modes_model *m, const char *system, const char *text, const char *const *image_paths,
                         int n_images, const char *answer, int followup, modes_prompt **out, modes_error *err) {
     *out = NULL;
@@ -230,22 +258,8 @@ static int build_prompt(const modes_model *m, const char *system, const char *te
     size_t n = 0;
     int rc = load_images(m, image_paths, p, err);
     if (!rc) rc = encode_chat(m, t, system, text, n_images, followup, &ids, &n, err);
-    if (!rc && n_images) {
-        size_t *counts = malloc((size_t)n_images * sizeof *counts);
-        if (!counts) rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
-        for (int i = 0; !rc && i < n_images; i++) counts[i] = (size_t)modes_image_tokens(m, &p->images[i]);
-        size_t nn = 0;
-        if (!rc) rc = chat_expand_pads(ids, n, m->cfg.image_token_id, counts, (size_t)n_images, &p->ids, &nn, err);
-        n = nn;
-        free(counts);
-        free(ids);
-    } else {
-        p->ids = ids;
-    }
-    if (!rc && n > (size_t)m->cfg.text.max_position)
-        rc = modes_fail(err, MODES_E_INPUT, "the prompt has %zu tokens, more than the model's %d", n, m->cfg.text.max_position);
-    p->n = (int)n;
-    p->answer_start = p->n;
+    if (!rc) rc = set_prompt_ids(m, p, ids, n, err);
+    else free(ids);
     if (!rc && answer) rc = append_answer(m, t, answer, p, err);
     if (rc) {
         modes_prompt_free(p);
@@ -280,4 +294,95 @@ int modes_prompt_followup(const modes_model *m, const char *text, const char *co
     const int rc = check_prompt_args(__func__, m, text, image_paths, n_images, out, err);
     if (rc) return rc;
     return build_prompt(m, NULL, text, image_paths, n_images, NULL, 1, out, err);
+}
+
+/* Each image part of the conversation decoded from memory into p (p->n_images of them). */
+static int load_message_images(const modes_model *m, const modes_chat_message *msgs, int n, modes_prompt *p,
+                               modes_error *err) {
+    if (!p->n_images) return 0;
+    if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
+    p->patches = calloc((size_t)p->n_images, sizeof *p->patches);
+    p->images = calloc((size_t)p->n_images, sizeof *p->images);
+    p->info = calloc((size_t)p->n_images, sizeof *p->info);
+    if (!p->patches || !p->images || !p->info) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < msgs[i].n_parts; j++) {
+            const modes_chat_part *part = &msgs[i].parts[j];
+            if (!part->image_data) continue;
+            char what[64];
+            snprintf(what, sizeof what, "image %d (message %d)", k + 1, i + 1);
+            rgb_image img;
+            int rc = image_decode(part->image_data, part->image_len, what, 0, &img, err);
+            if (!rc) rc = preprocess_decoded(m, &img, what, &p->patches[k], &p->info[k], err);
+            if (rc) return rc;
+            const pixel_patches *pp = &p->patches[k];
+            p->images[k++] = (modes_image){pp->values, pp->grid_t, pp->grid_h, pp->grid_w};
+        }
+    return 0;
+}
+
+/* The conversation as the template's messages (parts point at the caller's text), and its image count. */
+static int messages_to_chat(const modes_chat_message *msgs, int n, chat_message *out, chat_part *parts, int *n_images,
+                            modes_error *err) {
+    size_t k = 0;
+    *n_images = 0;
+    for (int i = 0; i < n; i++) {
+        const modes_chat_message *msg = &msgs[i];
+        if (!msg->role) return modes_fail(err, MODES_E_INPUT, "modes_prompt_from_messages: msgs[%d].role is NULL", i);
+        if (msg->n_parts < 0 || (msg->n_parts && !msg->parts))
+            return modes_fail(err, MODES_E_INPUT, "modes_prompt_from_messages: msgs[%d].parts is NULL", i);
+        out[i] = (chat_message){.role = msg->role, .parts = &parts[k], .n_parts = (size_t)msg->n_parts};
+        for (int j = 0; j < msg->n_parts; j++, k++) {
+            const modes_chat_part *part = &msg->parts[j];
+            if (part->image_data) {
+                parts[k] = (chat_part){.kind = CHAT_PART_IMAGE};
+                ++*n_images;
+            } else if (part->text) {
+                parts[k] = (chat_part){CHAT_PART_TEXT, part->text, part->text_len};
+            } else {
+                return modes_fail(err, MODES_E_INPUT, "message %d part %d: neither text nor image data", i + 1, j + 1);
+            }
+        }
+        if (!msg->n_parts) out[i] = (chat_message){.role = msg->role, .content = "", .content_len = 0};
+    }
+    return 0;
+}
+
+int modes_prompt_from_messages(const modes_model *m, const modes_chat_message *msgs, int n, modes_prompt **out,
+                               modes_error *err) {
+    MODES_REQUIRE(err, out);
+    *out = NULL;
+    MODES_REQUIRE(err, m);
+    MODES_REQUIRE(err, msgs);
+    if (n < 1) return modes_fail(err, MODES_E_INPUT, "modes_prompt_from_messages: no messages");
+    if (!m->tok) return modes_fail(err, MODES_E_INPUT, "%s: no tokenizer.json", m->dir);
+    const chat_template *t = model_template(m, err);
+    if (!t) return MODES_E_INPUT;
+    size_t total_parts = 0;
+    for (int i = 0; i < n; i++) total_parts += msgs[i].n_parts > 0 ? (size_t)msgs[i].n_parts : 0;
+    chat_message *cm = calloc((size_t)n, sizeof *cm);
+    chat_part *parts = calloc(total_parts + 1, sizeof *parts);
+    modes_prompt *p = calloc(1, sizeof *p);
+    int rc = cm && parts && p ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    if (!rc) rc = messages_to_chat(msgs, n, cm, parts, &p->n_images, err);
+    if (!rc && p->n_images > 256) rc = modes_fail(err, MODES_E_INPUT, "at most 256 images per prompt");
+    if (!rc) rc = load_message_images(m, msgs, n, p, err);
+    char *rendered = NULL;
+    size_t len = 0;
+    const chat_options opt = {.add_generation_prompt = 1};
+    if (!rc) rc = chat_render(t, cm, (size_t)n, &opt, &rendered, &len, err);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if (!rc) rc = tok_encode(m->tok, rendered, len, &ids, &n_ids, err);
+    if (!rc) rc = set_prompt_ids(m, p, ids, n_ids, err);
+    free(rendered);
+    free(parts);
+    free(cm);
+    if (rc) {
+        modes_prompt_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
 }
