@@ -15,7 +15,7 @@ static const char *HELP =
     "                   [--max-images N] [--max-pixels N] [--timeout SECONDS]\n"
     "  An OpenAI-compatible HTTP server: POST /v1/chat/completions (text and image_url parts with data:\n"
     "  URLs, stream, max_tokens, temperature, top_p, seed, stop), GET /v1/models, GET /health and\n"
-    "  GET /metrics (Prometheus). A request picks its skipping with \"modes\": {\"policy\": NAME} (a\n"
+    "  GET /metrics (Prometheus), and a chat page at /. A request picks its skipping with \"modes\": {\"policy\": NAME} (a\n"
     "  --policy file's stem, or none) or {\"skip\": SPEC}; each response reports it in \"modes\".\n"
     "  --policy FILE: load a policy (repeatable); the first is the default. --alphas FILE: the layer\n"
     "  importances that modes: and gmlg-threshold: specs need.\n"
@@ -405,6 +405,10 @@ static enum MHD_Result route(server *srv, struct MHD_Connection *c, const char *
         if (!get) return respond_error(c, 405, "GET /health");
         static const char OK[] = "{\"status\": \"ok\"}\n";
         return respond(c, 200, "application/json", OK, sizeof OK - 1, NULL);
+    }
+    if (!strcmp(url, "/") || !strcmp(url, "/index.html")) { /* static: the page's own calls carry the key */
+        if (!get) return respond_error(c, 405, "GET /");
+        return respond(c, 200, "text/html; charset=utf-8", SERVE_PAGE, SERVE_PAGE_LEN, NULL);
     }
     if (!authorized(srv, c)) return respond_error(c, 401, "a valid 'Authorization: Bearer KEY' header is required");
     if (!strcmp(url, "/v1/models")) return get ? handle_models(srv, c) : respond_error(c, 405, "GET /v1/models");

@@ -3,6 +3,7 @@
  *   serve_json.c     the growable text buffer responses are written into
  *   serve_gen.c      the slots (one context each), the queue before them, and one generation
  *   serve_metrics.c  the counters behind GET /metrics (Prometheus text)
+ *   serve_page.c     the chat page at GET / (static HTML and script)
  *   cmd_serve.c      options, the HTTP daemon (libmicrohttpd), routing, responses and streaming */
 #ifndef MODES_TOOLS_SERVE_H
 #define MODES_TOOLS_SERVE_H
@@ -63,6 +64,11 @@ int serve_request_parse(const char *body, size_t len, const serve_request_limits
                         modes_error *err);
 void serve_request_free(serve_request *r);
 
+/* ---- The chat page ---- */
+
+extern const char SERVE_PAGE[];
+extern const size_t SERVE_PAGE_LEN;
+
 /* ---- Metrics ---- */
 
 typedef struct {
@@ -107,7 +113,7 @@ typedef struct {
     float *logits;
     modes_sampling smp;
     uint64_t rng;
-    int n_prompt, n_gen, max_new;
+    int n_prompt, n_gen, max_new, prefilled;
     const char *finish_reason; /* NULL while running; "stop" or "length" */
     const char *stopped_by;     /* modes' own reason: "eos", "stop", "length", "context", "timeout" */
     char *text;                 /* everything generated so far (stop strings cut off) */

@@ -174,6 +174,7 @@ int serve_gen_start(serve_gen *g, const modes_model *m, serve_slot *slot, const 
         rc = modes_fail(err, MODES_E_INTERNAL, "out of memory");
     if (!rc) rc = modes_eval_prompt(g->ctx, prompt, g->logits, 1, err);
     modes_prompt_free(prompt);
+    g->prefilled = !rc;
     g->smp = (modes_sampling){.temperature = (float)req->temperature, .top_p = (float)req->top_p,
                               .seed = req->seed >= 0 ? (uint64_t)req->seed : (uint64_t)time(NULL) ^ (uintptr_t)g};
     g->rng = modes_rng_seed(g->smp.seed);
@@ -306,7 +307,7 @@ void serve_gen_write_modes(const serve_gen *g, serve_buf *b) {
 }
 
 void serve_gen_end(serve_gen *g) {
-    if (g->ctx && g->logits) {
+    if (g->prefilled) {
         const modes_stats *st = modes_ctx_stats(g->ctx);
         g->usage = (serve_usage){.prompt_tokens = (uint64_t)g->n_prompt, .completion_tokens = (uint64_t)g->n_gen,
                                  .prefill_s = g->t_prefilled - g->t_start, .decode_s = serve_now() - g->t_prefilled,

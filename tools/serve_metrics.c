@@ -68,7 +68,7 @@ void serve_metrics_write(serve_buf *b, int slots_busy, int slots, int queued) {
     for (size_t i = 0; i <= N_CODES; i++)
         if (i < N_CODES) sbuf_printf(b, "modes_requests_total{code=\"%d\"} %llu\n", CODES[i], (unsigned long long)requests[i]);
         else sbuf_printf(b, "modes_requests_total{code=\"other\"} %llu\n", (unsigned long long)requests[i]);
-    counter(b, "modes_completions_total", "chat completions run to their end", (double)completions);
+    counter(b, "modes_completions_total", "chat completions prefilled (finished or cancelled)", (double)completions);
     counter(b, "modes_prompt_tokens_total", "prompt tokens prefilled", (double)t.prompt_tokens);
     counter(b, "modes_completion_tokens_total", "tokens generated", (double)t.completion_tokens);
     counter(b, "modes_prefill_seconds_total", "seconds spent prefilling", t.prefill_s);

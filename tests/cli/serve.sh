@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# modes serve on the embedded model, on a free loopback port, talked to with curl: /health (without
-# the key), /v1/models, a chat completion with a base64 PNG answered as `modes run` answers it (greedy,
+# modes serve on the embedded model, on a free loopback port, talked to with curl: the chat page and
+# /health (without the key), /v1/models, a chat completion with a base64 PNG answered as `modes run` answers it (greedy,
 # unskipped and under the server's policy, whose skip ratio is reported), the same streamed as
 # server-sent events whose pieces join into the same answer, a --skip spec per request, OpenAI-style
 # errors (wrong type, bad JSON, broken base64, an unknown policy, a body over --max-body, a context
@@ -44,6 +44,8 @@ status() {
     curl -s -o "$out" -w '%{http_code}' "$@"
 }
 
+ok [ "$(status "$TMP/page" "$url/")" = 200 ]
+ok grep -q '/v1/chat/completions' "$TMP/page"
 ok [ "$(status "$TMP/health" "$url/health")" = 200 ]
 ok [ "$(field "$TMP/health" 'd["status"]')" = ok ]
 ok [ "$(status "$TMP/models" "$url/v1/models")" = 401 ]
