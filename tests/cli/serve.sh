@@ -21,7 +21,7 @@ expected=$(first answer)
 "$bin" serve -m "$model" --policy "$model/policy-88.json" --port 0 --api-key "$key" -t 1 --max-body 400000 \
     -c 256 --parallel 2 2>"$TMP/err" &
 pid=$!
-for _ in $(seq 300); do
+for _ in $(seq 1200); do # up to 2 minutes on a loaded machine
     grep -q 'listening on' "$TMP/err" && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
