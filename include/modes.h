@@ -376,7 +376,7 @@ modes_search_options modes_search_defaults(void);
 /* 1 when a search method needs alphas, 0 when not, -1 when it is not a search method (or NULL). */
 int modes_search_method_needs_alphas(const char *method);
 typedef struct {
-    double tau[2];   /* the thresholds chosen: text, vision (one-threshold methods: both the same) */
+    double tau[2];   /* the chosen policy's thresholds: text, vision */
     double beta;     /* naee's first layer beta; 0 for the others */
     double skip, skip_text, skip_vision, kl;
     int real_passes; /* passes over the data run for real */
@@ -513,13 +513,18 @@ size_t modes_json_count(const modes_json *v);    /* an array's items or an objec
 const char *modes_json_str(const modes_json *v, size_t *len); /* a string (may hold NULs); len may be NULL */
 double modes_json_num(const modes_json *v);
 
-/* Tensor files (safetensors) for checking against a reference: `modes forward`, `generate` and
- * `preprocess` write them. Tensors are copied when added. */
+
+/* ---- Checking against a reference ------------------------------------------------------------
+ *
+ * What `modes forward`, `generate` and `preprocess` use to compare the engine with the reference
+ * implementation's dumps, tensor by tensor. */
+
+/* Tensor files (safetensors), written for the comparison. Tensors are copied when added. */
 typedef enum { MODES_VALUES_F32 = 0, MODES_VALUES_I64 = 1 } modes_value_type;
 typedef struct modes_tensor_writer modes_tensor_writer;
 int modes_tensor_writer_new(modes_tensor_writer **out, modes_error *err);
-/* shape has ndim entries; data holds their product of values of dtype. A name given twice is refused. */
-int modes_tensor_writer_add(modes_tensor_writer *w, const char *name, modes_value_type dtype, int ndim,
+/* shape has ndim entries; data holds their product of values of type. A name given twice is refused. */
+int modes_tensor_writer_add(modes_tensor_writer *w, const char *name, modes_value_type type, int ndim,
                             const int64_t *shape, const void *data, modes_error *err);
 int modes_tensor_writer_save(const modes_tensor_writer *w, const char *path, modes_error *err); /* atomically */
 void modes_tensor_writer_free(modes_tensor_writer *w);

@@ -24,6 +24,17 @@ static int check_passed, check_failed;
         }                                                                  \
     } while (0)
 
+/* For the public API (modes.h): a call given a NULL it needs fails with MODES_E_INPUT, naming the
+ * function and the argument. The call writes its error to e_. */
+#define CHECK_NULL_ERR(call, fn, arg)                                                                     \
+    do {                                                                                                  \
+        modes_error e_ = {0};                                                                             \
+        int rc_ = (call);                                                                                 \
+        (void)e_;                                                                                         \
+        CHECKF(rc_ == MODES_E_INPUT && strstr(e_.msg, fn) && strstr(e_.msg, arg " is NULL"),              \
+               "%s: rc %d, message \"%s\"", #call, rc_, e_.msg);                                         \
+    } while (0)
+
 static inline int check_done(void) {
     printf("%d passed, %d failed\n", check_passed, check_failed);
     return check_failed ? 1 : 0;

@@ -13,16 +13,6 @@
 
 static char model_dir[1024];
 
-/* A failing call must name the function and the NULL argument. */
-#define CHECK_NULL_ERR(call, fn, arg)                                                                     \
-    do {                                                                                                  \
-        modes_error e_ = {0};                                                                             \
-        int rc_ = (call);                                                                                 \
-        (void)e_;                                                                                         \
-        CHECKF(rc_ == MODES_E_INPUT && strstr(e_.msg, fn) && strstr(e_.msg, arg " is NULL"),              \
-               "%s: rc %d, message \"%s\"", #call, rc_, e_.msg);                                         \
-    } while (0)
-
 static void test_round_trip(const modes_tokenizer *t) {
     /* Accents, CJK, an emoji (4 bytes) and a combining-free string, so byte tokens split characters. */
     static const char *texts[] = {"Grüße aus Köln, 東京 und 🐍!", "naïve café — ½ €", "plain ascii", ""};

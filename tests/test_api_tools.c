@@ -7,16 +7,6 @@
 #include "check.h"
 #include "modes.h"
 
-/* A failing call must name the function and the NULL argument. */
-#define CHECK_NULL_ERR(call, fn, arg)                                                                     \
-    do {                                                                                                  \
-        modes_error e_ = {0};                                                                             \
-        int rc_ = (call);                                                                                 \
-        (void)e_;                                                                                         \
-        CHECKF(rc_ == MODES_E_INPUT && strstr(e_.msg, fn) && strstr(e_.msg, arg " is NULL"),              \
-               "%s: rc %d, message \"%s\"", #call, rc_, e_.msg);                                         \
-    } while (0)
-
 static void test_errors(void) {
     modes_error err = {0};
     CHECK(modes_fail(&err, MODES_E_INPUT, "%s: bad\nline", "f.json") == MODES_E_INPUT);

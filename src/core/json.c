@@ -467,3 +467,10 @@ void sb_free(strbuf *sb) {
     sb->len = sb->cap = 0;
     sb->failed = 0;
 }
+
+int sb_take(strbuf *sb, char **out, modes_error *err) {
+    *out = sb->failed ? NULL : sb->data ? sb->data : strdup(""); /* nothing written: "" */
+    if (*out == sb->data) *sb = (strbuf){0};
+    else sb_free(sb);
+    return *out ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+}

@@ -74,5 +74,8 @@ void sb_printf(strbuf *sb, const char *fmt, ...)
 void sb_json_string(strbuf *sb, const char *s, size_t n); /* quoted and escaped */
 void sb_json_number(strbuf *sb, double v);                 /* shortest round-trip; null for NaN/inf */
 void sb_free(strbuf *sb);
+/* Hands the text written to *out (a heap string to free()), or frees it and fails with "out of
+ * memory" when an append failed: the end of a function that returns what it wrote. */
+int sb_take(strbuf *sb, char **out, modes_error *err);
 
 #endif

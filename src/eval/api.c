@@ -255,12 +255,7 @@ int modes_eval_report_format(const modes_eval_report *r, modes_report_format for
     } else {
         return modes_fail(err, MODES_E_INPUT, "modes_eval_report_format: unknown format %d", (int)format);
     }
-    if (sb.failed) {
-        sb_free(&sb);
-        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    }
-    *out = sb.data;
-    return 0;
+    return sb_take(&sb, out, err);
 }
 
 int modes_eval_report_plot(const modes_eval_report *r, const char *path, const char *model, modes_error *err) {

@@ -414,12 +414,7 @@ int modes_bench_report_format(const modes_bench_report *r, modes_report_format f
     } else {
         return modes_fail(err, MODES_E_INPUT, "modes_bench_report_format: unknown format %d", (int)format);
     }
-    if (sb.failed) {
-        sb_free(&sb);
-        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    }
-    *out = sb.data;
-    return 0;
+    return sb_take(&sb, out, err);
 }
 
 int modes_bench_report_plot(const modes_bench_report *r, const char *path, modes_error *err) {

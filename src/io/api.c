@@ -39,14 +39,14 @@ int modes_tensor_writer_new(modes_tensor_writer **out, modes_error *err) {
     return modes_fail(err, MODES_E_INTERNAL, "out of memory");
 }
 
-int modes_tensor_writer_add(modes_tensor_writer *w, const char *name, modes_value_type dtype, int ndim,
+int modes_tensor_writer_add(modes_tensor_writer *w, const char *name, modes_value_type type, int ndim,
                             const int64_t *shape, const void *data, modes_error *err) {
     MODES_REQUIRE(err, w);
     MODES_REQUIRE(err, name);
     if (ndim > 0) MODES_REQUIRE(err, shape);
-    if (dtype != MODES_VALUES_F32 && dtype != MODES_VALUES_I64)
-        return modes_fail(err, MODES_E_INPUT, "modes_tensor_writer_add: unknown value type %d", (int)dtype);
-    return st_writer_add(w->w, name, dtype == MODES_VALUES_F32 ? ST_F32 : ST_I64, ndim, shape, data, err);
+    if (type != MODES_VALUES_F32 && type != MODES_VALUES_I64)
+        return modes_fail(err, MODES_E_INPUT, "modes_tensor_writer_add: unknown value type %d", (int)type);
+    return st_writer_add(w->w, name, type == MODES_VALUES_F32 ? ST_F32 : ST_I64, ndim, shape, data, err);
 }
 
 int modes_tensor_writer_save(const modes_tensor_writer *w, const char *path, modes_error *err) {

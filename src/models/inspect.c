@@ -173,10 +173,5 @@ int modes_model_inspect(const char *dir, modes_report_format format, char **repo
     if (format == MODES_REPORT_JSON) print_json(&sb, dir, m, &r);
     else print_text(&sb, dir, m, &r);
     modes_model_free(m);
-    if (sb.failed) {
-        sb_free(&sb);
-        return modes_fail(err, MODES_E_INTERNAL, "out of memory");
-    }
-    *report = sb.data;
-    return 0;
+    return sb_take(&sb, report, err);
 }
