@@ -10,7 +10,7 @@ SRC=$(realpath "${MODES_TESTS:-tests}/..")
 . "$(dirname "${BASH_SOURCE[0]}")/lib/ok.sh"
 
 # The fenced block under the workflow heading, one command per line.
-sed -n '/^### Making a model faster with MoDES/,/^## /p' "$SRC/README.md" |
+sed -n '/^### Making a model faster with MoDES/,/^##/p' "$SRC/README.md" |
     sed -n '/^```sh/,/^```/p' | grep '^build/modes ' >"$TMP/lines"
 ok test "$(wc -l <"$TMP/lines")" -eq 4
 for cmd in calibrate search run eval; do ok grep -q "^build/modes $cmd " "$TMP/lines"; done
