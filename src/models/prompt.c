@@ -120,15 +120,21 @@ void modes_image_free(modes_image *img) {
     img->pixels = NULL;
 }
 
-static int load_images(const modes_model *m, const char *const *paths, modes_prompt *p, modes_error *err) {
+/* Room for p->n_images images in p, when the model can take images at all. */
+static int image_slots(const modes_model *m, modes_prompt *p, modes_error *err) {
     if (!p->n_images) return 0;
     if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
     p->patches = calloc((size_t)p->n_images, sizeof *p->patches);
     p->images = calloc((size_t)p->n_images, sizeof *p->images);
     p->info = calloc((size_t)p->n_images, sizeof *p->info);
-    if (!p->patches || !p->images || !p->info) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    return p->patches && p->images && p->info ? 0 : modes_fail(err, MODES_E_INTERNAL, "out of memory");
+}
+
+static int load_images(const modes_model *m, const char *const *paths, modes_prompt *p, modes_error *err) {
+    int rc = image_slots(m, p, err);
+    if (rc || !p->n_images) return rc;
     for (int i = 0; i < p->n_images; i++) {
-        int rc = preprocess_file(m, paths[i], &p->patches[i], &p->info[i], err);
+        rc = preprocess_file(m, paths[i], &p->patches[i], &p->info[i], err);
         if (rc) return rc;
         const pixel_patches *pp = &p->patches[i];
         p->images[i] = (modes_image){pp->values, pp->grid_t, pp->grid_h, pp->grid_w};
@@ -299,12 +305,8 @@ int modes_prompt_followup(const modes_model *m, const char *text, const char *co
 /* Each image part of the conversation decoded from memory into p (p->n_images of them). */
 static int load_message_images(const modes_model *m, const modes_chat_message *msgs, int n, modes_prompt *p,
                                modes_error *err) {
-    if (!p->n_images) return 0;
-    if (!m->has_vision) return modes_fail(err, MODES_E_INPUT, "%s: this model has no vision tower", m->dir);
-    p->patches = calloc((size_t)p->n_images, sizeof *p->patches);
-    p->images = calloc((size_t)p->n_images, sizeof *p->images);
-    p->info = calloc((size_t)p->n_images, sizeof *p->info);
-    if (!p->patches || !p->images || !p->info) return modes_fail(err, MODES_E_INTERNAL, "out of memory");
+    int rc = image_slots(m, p, err);
+    if (rc || !p->n_images) return rc;
     int k = 0;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < msgs[i].n_parts; j++) {
@@ -313,7 +315,7 @@ static int load_message_images(const modes_model *m, const modes_chat_message *m
             char what[64];
             snprintf(what, sizeof what, "image %d (message %d)", k + 1, i + 1);
             rgb_image img;
-            int rc = image_decode(part->image_data, part->image_len, what, 0, &img, err);
+            rc = image_decode(part->image_data, part->image_len, what, 0, &img, err);
             if (!rc) rc = preprocess_decoded(m, &img, what, &p->patches[k], &p->info[k], err);
             if (rc) return rc;
             const pixel_patches *pp = &p->patches[k];
