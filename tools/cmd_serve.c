@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "serve.h"
@@ -435,7 +436,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = st;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)srv->o->max_body) st->too_big = 1;
-        if (st->too_big) return route(srv, c, url, method, st); /* answered before the body is read */
+        /* Answered before the body only when the client waits for "100 Continue" before sending it;
+         * otherwise the body is read and dropped, since closing on a client still sending makes it see
+         * a reset instead of the 413. */
+        const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+        if (st->too_big && expect && !strcasecmp(expect, "100-continue")) return route(srv, c, url, method, st);
         return MHD_YES;
     }
     if (*upload_size) {
